@@ -1,0 +1,188 @@
+//! Table names and schemas as code. Every writer and reader of a table uses
+//! the spec here, so the contract in ARCHITECTURE.md has one definition.
+
+use deltalake::kernel::{DataType, PrimitiveType, StructField};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+
+use crate::{Error, LakeLocation, Result};
+
+/// A Delta table of the lake: its name under `LAKE_URL`, columns and partitioning.
+#[derive(Clone, Debug)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub columns: Vec<StructField>,
+    pub partition_columns: Vec<&'static str>,
+}
+
+impl TableSpec {
+    /// The Arrow schema of rows written to the table (partition columns included).
+    pub fn arrow_schema(&self) -> Result<arrow::datatypes::Schema> {
+        use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+        let fields = self
+            .columns
+            .iter()
+            .map(|f| f.try_into_arrow())
+            .collect::<Result<Vec<arrow::datatypes::Field>, _>>()?;
+        Ok(arrow::datatypes::Schema::new(fields))
+    }
+
+    /// Opens the table, creating it (empty, with this schema) when missing.
+    /// Safe when several replicas start at once: the loser of the create
+    /// race opens the table the winner created.
+    pub async fn open_or_create(&self, lake: &LakeLocation) -> Result<DeltaTable> {
+        let url = lake.table_url(self.name);
+        let delta_err = |source| Error::Delta {
+            table: self.name.to_string(),
+            source,
+        };
+        lake.ensure_local_dir(self.name)?;
+        match DeltaTableBuilder::from_url(url.clone())
+            .map_err(delta_err)?
+            .with_storage_options(lake.options().clone())
+            .load()
+            .await
+        {
+            Ok(table) => return Ok(table),
+            Err(DeltaTableError::NotATable(_)) => {}
+            Err(other) => return Err(delta_err(other)),
+        }
+        tracing::info!(table = self.name, %url, "creating delta table");
+        let table = DeltaTableBuilder::from_url(url.clone())
+            .map_err(delta_err)?
+            .with_storage_options(lake.options().clone())
+            .build()
+            .map_err(delta_err)?;
+        let created = deltalake::operations::create::CreateBuilder::new()
+            .with_log_store(table.log_store())
+            .with_table_name(self.name.replace('/', "_"))
+            .with_columns(self.columns.clone())
+            .with_partition_columns(self.partition_columns.iter().copied())
+            .await;
+        match created {
+            Ok(table) => Ok(table),
+            // Another process created it between our load and create.
+            Err(_) => DeltaTableBuilder::from_url(url)
+                .map_err(delta_err)?
+                .with_storage_options(lake.options().clone())
+                .load()
+                .await
+                .map_err(delta_err),
+        }
+    }
+
+    /// Opens an existing table.
+    pub async fn open(&self, lake: &LakeLocation) -> Result<DeltaTable> {
+        let delta_err = |source| Error::Delta {
+            table: self.name.to_string(),
+            source,
+        };
+        DeltaTableBuilder::from_url(lake.table_url(self.name))
+            .map_err(delta_err)?
+            .with_storage_options(lake.options().clone())
+            .load()
+            .await
+            .map_err(delta_err)
+    }
+}
+
+fn column(name: &str, ty: PrimitiveType, nullable: bool) -> StructField {
+    StructField::new(name, DataType::Primitive(ty), nullable)
+}
+
+/// `bronze/telecom_events`: every event as received, one row per Kafka
+/// record, with its Kafka coordinates. Payload fields are flattened into
+/// nullable columns prefixed by their kind.
+pub mod bronze {
+    use super::*;
+
+    pub const TABLE: &str = "bronze/telecom_events";
+    pub const EVENT_ID: &str = "event_id";
+    pub const SUBSCRIBER_ID: &str = "subscriber_id";
+    pub const EVENT_TIME: &str = "event_time";
+    pub const EVENT_DATE: &str = "event_date";
+    pub const EVENT_KIND: &str = "event_kind";
+    pub const SCHEMA_VERSION: &str = "schema_version";
+    pub const KAFKA_TOPIC: &str = "kafka_topic";
+    pub const KAFKA_PARTITION: &str = "kafka_partition";
+    pub const KAFKA_OFFSET: &str = "kafka_offset";
+    pub const INGESTED_AT: &str = "ingested_at";
+
+    /// Values of `event_kind`.
+    pub mod kinds {
+        pub const CALL: &str = "call";
+        pub const SMS: &str = "sms";
+        pub const DATA_SESSION: &str = "data_session";
+        pub const TOP_UP: &str = "top_up";
+        pub const PLAN_CHANGE: &str = "plan_change";
+        pub const SUPPORT_TICKET: &str = "support_ticket";
+        pub const CHURN: &str = "churn";
+        pub const ACTIVATION: &str = "activation";
+    }
+
+    pub fn spec() -> TableSpec {
+        use PrimitiveType::*;
+        let columns = vec![
+            column(EVENT_ID, String, false),
+            column(SUBSCRIBER_ID, String, false),
+            column(EVENT_TIME, Timestamp, false),
+            column(EVENT_DATE, Date, false),
+            column(EVENT_KIND, String, false),
+            column("call_duration_seconds", Long, true),
+            column("call_dropped", Boolean, true),
+            column("call_region", String, true),
+            column("sms_international", Boolean, true),
+            column("data_bytes_up", Long, true),
+            column("data_bytes_down", Long, true),
+            column("data_duration_seconds", Long, true),
+            column("data_network_type", String, true),
+            column("top_up_amount_cents", Long, true),
+            column("top_up_channel", String, true),
+            column("plan_old", String, true),
+            column("plan_new", String, true),
+            column("plan_old_price_cents", Long, true),
+            column("plan_new_price_cents", Long, true),
+            column("ticket_id", String, true),
+            column("ticket_category", String, true),
+            column("ticket_resolution", String, true),
+            column("churn_reason", String, true),
+            column("churn_recipient_operator", String, true),
+            column("activation_region", String, true),
+            column("activation_plan", String, true),
+            column("activation_monthly_price_cents", Long, true),
+            column("activation_device", String, true),
+            column("activation_activated_at", Timestamp, true),
+            column(SCHEMA_VERSION, String, false),
+            column(KAFKA_TOPIC, String, false),
+            column(KAFKA_PARTITION, Integer, false),
+            column(KAFKA_OFFSET, Long, false),
+            column(INGESTED_AT, Timestamp, false),
+        ];
+        TableSpec {
+            name: TABLE,
+            columns,
+            partition_columns: vec![EVENT_DATE],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bronze_schema_converts_to_arrow_with_utc_timestamps() {
+        let schema = bronze::spec().arrow_schema().expect("arrow schema");
+        let field = schema
+            .field_with_name(bronze::EVENT_TIME)
+            .expect("event_time");
+        assert_eq!(
+            field.data_type(),
+            &arrow::datatypes::DataType::Timestamp(
+                arrow::datatypes::TimeUnit::Microsecond,
+                Some("UTC".into())
+            )
+        );
+        assert!(!field.is_nullable());
+        assert_eq!(schema.fields().len(), bronze::spec().columns.len());
+    }
+}

@@ -1,0 +1,586 @@
+"""Offline checks of the deployment artifacts: Helm charts, docker-compose.yml,
+deploy/Dockerfile and the GitHub workflows. Run through scripts/check-deploy.sh,
+which provides the Python environment.
+
+Each check prints PASS or FAIL with its reasons; the last line counts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import yaml
+from dockerfile_parse import DockerfileParser
+
+UMBRELLA = "helm/mlops-platform"
+LIBRARY = "helm/mlops-common"
+SERVICES = {"producer": 9101, "ingest": 9102}
+RELEASE, NAMESPACE = "mlops", "mlops"
+NON_ROOT_UID = 65532
+# Env var names that hold credentials: they may only come from a Secret.
+SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|ACCOUNT_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
+
+
+class CheckFailed(Exception):
+    pass
+
+
+class Checks:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed: list[str] = []
+
+    def run(self, name: str, fn: Callable[[], None]) -> None:
+        start = time.monotonic()
+        try:
+            fn()
+        except CheckFailed as e:
+            self.failed.append(name)
+            print(f"FAIL  {name}\n      " + str(e).replace("\n", "\n      "), flush=True)
+            return
+        except Exception:  # a crash in a check is a failure too, with its trace
+            self.failed.append(name)
+            print(f"FAIL  {name} (error)\n{traceback.format_exc()}", flush=True)
+            return
+        self.passed += 1
+        print(f"PASS  {name} ({time.monotonic() - start:.1f}s)", flush=True)
+
+
+def expect(problems: list[str]) -> None:
+    if problems:
+        raise CheckFailed("\n".join(problems))
+
+
+# --------------------------------------------------------------------------
+# Helm
+
+
+def load_values(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def render(root: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
+    with helm.Chart.load(root / UMBRELLA) as chart:
+        out = chart.render(values=values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs = []
+    for template, text in sorted(out.items()):
+        if template.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                doc.setdefault("metadata", {}).setdefault("annotations", {})
+                doc["_template"] = template
+                docs.append(doc)
+    return docs
+
+
+def strip(doc: dict[str, Any]) -> dict[str, Any]:
+    d = copy.deepcopy(doc)
+    d.pop("_template", None)
+    if not d["metadata"]["annotations"]:
+        del d["metadata"]["annotations"]
+    return d
+
+
+def ident(doc: dict[str, Any]) -> str:
+    return f"{doc['kind']}/{doc['metadata']['name']} ({doc['_template']})"
+
+
+def workloads(docs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    return (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"))
+
+
+def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    if doc["kind"] == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return doc["spec"]["template"]["spec"]
+
+
+def by_name(docs: list[dict[str, Any]], kind: str, component: str) -> dict[str, Any] | None:
+    for d in docs:
+        labels = d["metadata"].get("labels", {})
+        if d["kind"] == kind and labels.get("app.kubernetes.io/name") == component:
+            return d
+    return None
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def platform_rules(docs: list[dict[str, Any]]) -> list[str]:
+    """What a platform team relies on, for every workload and Service."""
+    problems = []
+    for d in docs:
+        if d["kind"] == "Secret":
+            problems.append(f"{ident(d)}: the chart must not create Secrets (reference existing ones)")
+        if d["kind"] == "ConfigMap":
+            for key in d.get("data", {}):
+                if SECRET_NAME.search(key):
+                    problems.append(f"{ident(d)}: key {key} looks like a credential in a ConfigMap")
+    for w in workloads(docs):
+        who = ident(w)
+        spec = pod_spec(w)
+        psc = spec.get("securityContext", {})
+        if psc.get("runAsNonRoot") is not True:
+            problems.append(f"{who}: pod securityContext.runAsNonRoot is not true")
+        if psc.get("runAsUser") != NON_ROOT_UID:
+            problems.append(f"{who}: pod securityContext.runAsUser is not {NON_ROOT_UID}")
+        if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            problems.append(f"{who}: pod seccompProfile is not RuntimeDefault")
+        if spec.get("terminationGracePeriodSeconds") != 30:
+            problems.append(f"{who}: terminationGracePeriodSeconds is not 30")
+        if spec.get("automountServiceAccountToken") is not False:
+            problems.append(f"{who}: the service account token is mounted")
+        for key in ("hostNetwork", "hostPID", "hostIPC"):
+            if spec.get(key):
+                problems.append(f"{who}: {key} is set")
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            cw = f"{who} container {c['name']}"
+            sc = c.get("securityContext", {})
+            if sc.get("runAsNonRoot") is not True:
+                problems.append(f"{cw}: runAsNonRoot is not true")
+            if sc.get("runAsUser", psc.get("runAsUser")) in (None, 0):
+                problems.append(f"{cw}: may run as root")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{cw}: readOnlyRootFilesystem is not true")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{cw}: allowPrivilegeEscalation is not false")
+            if sc.get("privileged"):
+                problems.append(f"{cw}: privileged")
+            if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append(f"{cw}: capabilities do not drop ALL")
+            if sc.get("capabilities", {}).get("add"):
+                problems.append(f"{cw}: adds capabilities")
+            image = c.get("image", "")
+            if image.endswith(":latest") or (":" not in image.rsplit("/", 1)[-1] and "@" not in image):
+                problems.append(f"{cw}: image {image!r} is not pinned to a tag or digest")
+            res = c.get("resources", {})
+            if not res.get("requests", {}).get("memory") or not res.get("limits", {}).get("memory"):
+                problems.append(f"{cw}: memory request and limit are required")
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            if "emptyDir" not in volumes.get(mounts.get("/tmp", ""), {}):
+                problems.append(f"{cw}: /tmp is not a writable emptyDir")
+            for e in c.get("env", []):
+                if SECRET_NAME.search(e["name"]) and "value" in e:
+                    problems.append(f"{cw}: env {e['name']} has an inline value (use a secretKeyRef)")
+            if c["name"] not in SERVICES:
+                continue
+            port = SERVICES[c["name"]]
+            ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+            if ports.get("admin") != port:
+                problems.append(f"{cw}: admin port is not {port}")
+            for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"), ("startupProbe", "/livez")):
+                got = c.get(probe, {}).get("httpGet", {})
+                if got.get("path") != path or got.get("port") not in ("admin", port):
+                    problems.append(f"{cw}: {probe} is not GET {path} on the admin port")
+            env = env_of(c)
+            for name in ("RUST_LOG", "LOG_FORMAT", "ADMIN_ADDR", "KAFKA_BROKERS", "OTEL_SERVICE_NAME"):
+                if name not in env:
+                    problems.append(f"{cw}: env {name} is missing")
+            if env.get("ADMIN_ADDR", {}).get("value") != f"0.0.0.0:{port}":
+                problems.append(f"{cw}: ADMIN_ADDR does not match the admin port")
+    # Every Service must select pods that exist and expose the named port.
+    pods = [(pod_labels(w), pod_spec(w)) for w in workloads(docs)]
+    for s in (d for d in docs if d["kind"] == "Service"):
+        sel = s["spec"].get("selector", {})
+        match = [spec for labels, spec in pods if sel and sel.items() <= labels.items()]
+        if not match:
+            problems.append(f"{ident(s)}: selects no pod of this release")
+            continue
+        names = {p.get("name") for c in match[0]["containers"] for p in c.get("ports", [])}
+        for p in s["spec"]["ports"]:
+            if isinstance(p.get("targetPort"), str) and p["targetPort"] not in names:
+                problems.append(f"{ident(s)}: targetPort {p['targetPort']} is not a container port")
+    # ServiceMonitors (a CRD, so not in the Kubernetes schemas): must match a Service and its port.
+    services = [d for d in docs if d["kind"] == "Service"]
+    for m in (d for d in docs if d["kind"] == "ServiceMonitor"):
+        if m.get("apiVersion") != "monitoring.coreos.com/v1":
+            problems.append(f"{ident(m)}: apiVersion is not monitoring.coreos.com/v1")
+        sel = m["spec"]["selector"].get("matchLabels", {})
+        target = [s for s in services if sel and sel.items() <= s["metadata"].get("labels", {}).items()]
+        if len(target) != 1:
+            problems.append(f"{ident(m)}: selects {len(target)} Services, expected 1")
+            continue
+        ports = {p["name"] for p in target[0]["spec"]["ports"]}
+        for ep in m["spec"].get("endpoints", []):
+            if ep.get("port") not in ports or ep.get("path") != "/metrics":
+                problems.append(f"{ident(m)}: endpoint {ep} does not scrape /metrics on a Service port")
+    return problems
+
+
+def pod_labels(w: dict[str, Any]) -> dict[str, str]:
+    if w["kind"] == "CronJob":
+        return w["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {})
+    return w["spec"]["template"]["metadata"].get("labels", {})
+
+
+def container(docs: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    d = by_name(docs, "Deployment", component)
+    if d is None:
+        raise CheckFailed(f"no Deployment for {component}")
+    return pod_spec(d)["containers"][0]
+
+
+def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
+    problems = []
+    ingest = by_name(docs, "Deployment", "ingest")
+    if ingest is None or ingest["spec"]["replicas"] != 3:
+        problems.append("ingest: expected a Deployment with 3 replicas")
+    if by_name(docs, "PodDisruptionBudget", "ingest") is None:
+        problems.append("ingest: expected a PodDisruptionBudget with 3 replicas")
+    c = container(docs, "ingest")
+    env = env_of(c)
+    want_plain = {
+        "LAKE_URL": "s3://telecom-lake/prod/",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": "http://minio.storage:9000",
+        "AWS_ALLOW_HTTP": "true",
+        "KAFKA_BROKERS": "mlops-kafka-bootstrap.kafka:9092,mlops-kafka-1.kafka:9092",
+        "INGEST_GROUP_ID": "ingest-bronze-prod",
+        "INGEST_BATCH_MAX_RECORDS": "100000",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
+    }
+    for k, v in want_plain.items():
+        if env.get(k, {}).get("value") != v:
+            problems.append(f"ingest: env {k} is {env.get(k)!r}, expected {v!r}")
+    for k, key in (("AWS_ACCESS_KEY_ID", "access-key"), ("AWS_SECRET_ACCESS_KEY", "secret-key")):
+        ref = env.get(k, {}).get("valueFrom", {}).get("secretKeyRef", {})
+        if ref != {"name": "lake-s3-credentials", "key": key}:
+            problems.append(f"ingest: env {k} does not reference lake-s3-credentials/{key}: {env.get(k)!r}")
+    if c["image"] != "registry.example.com/mlops/mlops-ingest@sha256:" + "0123456789abcdef" * 4:
+        problems.append(f"ingest: image is {c['image']}, expected the pinned digest")
+    p = container(docs, "producer")
+    if p["image"] != "registry.example.com/mlops/mlops-producer:1.2.3":
+        problems.append(f"producer: image is {p['image']}")
+    if env_of(p).get("PRODUCER_RATE", {}).get("value") != "1000":
+        problems.append("producer: PRODUCER_RATE is not 1000")
+    if "OTEL_EXPORTER_OTLP_ENDPOINT" not in env_of(p):
+        problems.append("producer: OTEL_EXPORTER_OTLP_ENDPOINT is missing")
+    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    if [m["metadata"]["labels"]["app.kubernetes.io/name"] for m in monitors] != ["ingest"]:
+        problems.append("expected a ServiceMonitor for ingest only (producer opts out)")
+    elif monitors[0]["metadata"]["labels"].get("release") != "kube-prometheus-stack":
+        problems.append("ServiceMonitor lacks the global label release=kube-prometheus-stack")
+    elif monitors[0]["spec"]["endpoints"][0]["interval"] != "10s":
+        problems.append("ServiceMonitor interval is not the chart's 10s")
+    sa = by_name(docs, "ServiceAccount", "ingest")
+    if not sa or "eks.amazonaws.com/role-arn" not in sa["metadata"]["annotations"]:
+        problems.append("ingest: ServiceAccount lacks the IRSA annotation")
+    for w in workloads(docs):
+        if pod_spec(w).get("imagePullSecrets") != [{"name": "registry-credentials"}]:
+            problems.append(f"{ident(w)}: imagePullSecrets not set from global")
+    return problems
+
+
+def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
+    problems = []
+    if any(d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "producer" for d in docs):
+        problems.append("producer.enabled=false still renders producer objects")
+    ingest = by_name(docs, "Deployment", "ingest")
+    if ingest is None or ingest["metadata"]["name"] != "bronze-ingest":
+        problems.append("ingest: fullnameOverride not applied")
+    c = container(docs, "ingest")
+    env = env_of(c)
+    if env.get("LAKE_URL", {}).get("value") != "az://telecom-lake/bronze-root/":
+        problems.append("ingest: LAKE_URL is not the az:// URL")
+    if env.get("AZURE_STORAGE_ACCOUNT_NAME", {}).get("value") != "telecomlake":
+        problems.append("ingest: AZURE_STORAGE_ACCOUNT_NAME missing")
+    if any(k.startswith("AWS_") for k in env):
+        problems.append("ingest: AWS_* env set for an Azure lake")
+    if c.get("envFrom") != [{"secretRef": {"name": "lake-azure-credentials"}}]:
+        problems.append(f"ingest: envFrom is {c.get('envFrom')!r}, expected the lake-azure-credentials Secret")
+    if env.get("LOG_FORMAT", {}).get("value") != "text":
+        problems.append("ingest: logFormat override not applied")
+    if pod_spec(ingest or {"spec": {"template": {"spec": {}}}}).get("serviceAccountName") != "workload-identity-ingest":
+        problems.append("ingest: existing service account not used")
+    if by_name(docs, "ServiceAccount", "ingest") is not None:
+        problems.append("ingest: ServiceAccount created although serviceAccount.create=false")
+    return problems
+
+
+def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
+    problems = []
+    kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+    want = sorted(f"{k}/{RELEASE}-{s}" for s in SERVICES for k in ("Deployment", "Service", "ServiceAccount"))
+    if kinds != want:
+        problems.append(f"default render has {kinds}, expected {want}")
+    for s in SERVICES:
+        c = container(docs, s)
+        if "OTEL_EXPORTER_OTLP_ENDPOINT" in env_of(c):
+            problems.append(f"{s}: OTEL_EXPORTER_OTLP_ENDPOINT set although no endpoint is configured")
+        if c.get("envFrom"):
+            problems.append(f"{s}: envFrom set although no Secret is referenced")
+    return problems
+
+
+def kube_validate(docs: list[dict[str, Any]], versions: list[str]) -> list[str]:
+    problems = []
+    for d in docs:
+        if d["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # CRD: checked structurally in platform_rules
+        for v in versions:
+            try:
+                kubernetes_validate.validate(strip(d), v, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                path = "/".join(str(p) for p in e.absolute_path)
+                problems.append(f"{ident(d)} @ k8s {v}: {path}: {e.message}")
+            except kubernetes_validate.SchemaNotFoundError as e:
+                problems.append(f"{ident(d)} @ k8s {v}: {e.message}")
+    return problems
+
+
+def lint(root: Path, chart: str, values: dict[str, Any] | None, kube: str) -> list[str]:
+    report = helm.lint(root / chart, values, strict=True, with_subcharts=True, kube_version=f"v{kube}")
+    return [f"{chart}: {m['path']}: {m['error']}" for m in report["messages"] if m["severity"] >= 2] + list(
+        report.get("errors") or []
+    )
+
+
+def expect_rejected(root: Path, values: dict[str, Any], needle: str) -> list[str]:
+    try:
+        render(root, values)
+    except helm.HelmError as e:
+        if re.search(needle, str(e), re.I):
+            return []
+        return [f"rejected, but the message does not mention {needle!r}: {e}"]
+    return [f"values were accepted: {json.dumps(values)}"]
+
+
+# --------------------------------------------------------------------------
+# Compose, Dockerfile, workflows
+
+
+def check_jsonschema(root: Path, schema: str, files: list[Path]) -> list[str]:
+    exe = Path(sys.executable).with_name("check-jsonschema")
+    proc = subprocess.run(
+        [str(exe), "--builtin-schema", schema, *map(str, files)], capture_output=True, text=True, cwd=root
+    )
+    return [] if proc.returncode == 0 else [(proc.stdout + proc.stderr).strip()]
+
+
+INTERPOLATED = re.compile(r"^\$\{[A-Z0-9_]+(:?-[^}]*)?\}$")
+
+
+def compose_rules(root: Path) -> list[str]:
+    problems = []
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name, svc in services.items():
+        deps = svc.get("depends_on", {})
+        for dep, cond in (deps.items() if isinstance(deps, dict) else ((d, {}) for d in deps)):
+            if dep not in services:
+                problems.append(f"{name}: depends on unknown service {dep}")
+            elif cond.get("condition") == "service_healthy" and "healthcheck" not in services[dep]:
+                problems.append(f"{name}: waits for {dep} to be healthy, but {dep} has no healthcheck")
+            elif cond.get("condition") == "service_completed_successfully" and services[dep].get("restart") not in (
+                None,
+                "no",
+            ):
+                problems.append(f"{name}: waits for one-shot {dep}, which restarts")
+        env = svc.get("environment", {})
+        if isinstance(env, list):
+            env = dict(e.split("=", 1) for e in env)
+        for k, v in env.items():
+            if SECRET_NAME.search(k) and not INTERPOLATED.match(str(v)):
+                problems.append(f"{name}: {k} is a literal; use ${{VAR:-local-default}}")
+    for want in ("kafka", "minio", "minio-init", "postgres", "otel-collector", "prometheus", *SERVICES):
+        if want not in services:
+            problems.append(f"service {want} is missing")
+    if services.get("kafka", {}).get("image") != "apache/kafka:3.9.0":
+        problems.append("kafka must run apache/kafka:3.9.0")
+    if "broker,controller" not in str(services.get("kafka", {}).get("environment", {}).get("KAFKA_PROCESS_ROLES")):
+        problems.append("kafka must run in KRaft mode (broker,controller)")
+    for s, port in SERVICES.items():
+        svc = services.get(s, {})
+        build = svc.get("build", {})
+        if build.get("dockerfile") != "deploy/Dockerfile" or build.get("args", {}).get("SERVICE") != s:
+            problems.append(f"{s}: must build deploy/Dockerfile with SERVICE={s}")
+        if not svc.get("read_only") or "ALL" not in svc.get("cap_drop", []):
+            problems.append(f"{s}: must run read-only with all capabilities dropped")
+        env = svc.get("environment", {})
+        if env.get("ADMIN_ADDR") != f"0.0.0.0:{port}" or env.get("LOG_FORMAT") != "json":
+            problems.append(f"{s}: ADMIN_ADDR/LOG_FORMAT not set for containers")
+    ing = services.get("ingest", {}).get("environment", {})
+    if not str(ing.get("LAKE_URL", "")).startswith("s3://lake") or ing.get("AWS_ENDPOINT_URL") != "http://minio:9000":
+        problems.append("ingest: must write s3://lake/ on MinIO")
+    prom = yaml.safe_load((root / "deploy/compose/prometheus.yml").read_text())
+    targets = {t for job in prom["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
+    for s, port in SERVICES.items():
+        if f"{s}:{port}" not in targets:
+            problems.append(f"prometheus does not scrape {s}:{port}")
+    otel = yaml.safe_load((root / "deploy/compose/otel-collector.yaml").read_text())
+    if "http" not in otel["receivers"]["otlp"]["protocols"]:
+        problems.append("otel collector has no OTLP/HTTP receiver")
+    for pipeline in otel["service"]["pipelines"].values():
+        for kind in ("receivers", "processors", "exporters"):
+            for comp in pipeline.get(kind, []):
+                if comp not in otel.get(kind, {}):
+                    problems.append(f"otel collector pipeline uses undefined {kind[:-1]} {comp}")
+    return problems
+
+
+def dockerfile_rules(root: Path) -> list[str]:
+    problems = []
+    parser = DockerfileParser(path=str(root / "deploy/Dockerfile"))
+    stages: dict[str, dict[str, Any]] = {}
+    order: list[dict[str, Any]] = []
+    for ins in parser.structure:
+        if ins["instruction"] == "FROM":
+            parts = ins["value"].split()
+            stage = {"base": parts[0], "name": parts[2] if len(parts) > 2 else None, "ins": []}
+            order.append(stage)
+            if stage["name"]:
+                stages[stage["name"]] = stage
+        elif order:
+            order[-1]["ins"].append(ins)
+
+    def chain(stage: dict[str, Any]) -> list[dict[str, Any]]:
+        out = [stage]
+        while out[-1]["base"] in stages:
+            out.append(stages[out[-1]["base"]])
+        return out
+
+    builder = stages.get("builder")
+    if not builder or not builder["base"].startswith("rust:1.95-slim-bookworm"):
+        problems.append("builder stage must be FROM rust:1.95-slim-bookworm")
+    else:
+        runs = " ".join(i["value"] for i in builder["ins"] if i["instruction"] == "RUN")
+        for needle in ("--locked", "--release", "-p mlops-producer", "-p mlops-ingest", "--mount=type=cache"):
+            if needle not in runs:
+                problems.append(f"builder: cargo build lacks {needle}")
+    final = order[-1]
+    for service in SERVICES:
+        # The default target is `FROM ${SERVICE}`; resolve it as BuildKit does.
+        base = final["base"].replace("${SERVICE}", service).replace("$SERVICE", service)
+        if base not in stages:
+            problems.append(f"final stage FROM {final['base']} does not resolve to a stage for {service}")
+            continue
+        stack = chain(stages[base])
+        root_image = stack[-1]["base"]
+        users = [i["value"] for s in reversed(stack) for i in s["ins"] if i["instruction"] == "USER"]
+        user = users[-1] if users else ("65532" if root_image.endswith(":nonroot") else "root")
+        uid = user.split(":")[0]
+        if not uid.isdigit() or int(uid) == 0:
+            problems.append(f"{service}: runtime user is {user!r}, expected a numeric non-root UID")
+        elif int(uid) != NON_ROOT_UID:
+            problems.append(f"{service}: runtime UID {uid} differs from the charts' runAsUser {NON_ROOT_UID}")
+        if not root_image.startswith("gcr.io/distroless/") and "slim" not in root_image:
+            problems.append(f"{service}: runtime base {root_image} is not a minimal image")
+        entry = [i["value"] for s in stack for i in s["ins"] if i["instruction"] == "ENTRYPOINT"]
+        if not entry or json.loads(entry[0]) != [f"/usr/local/bin/{service}"]:
+            problems.append(f"{service}: ENTRYPOINT must be the exec form of /usr/local/bin/{service}")
+        copies = [i["value"] for s in stack for i in s["ins"] if i["instruction"] == "COPY"]
+        if not any("--from=builder" in c and f"/out/{service}" in c for c in copies):
+            problems.append(f"{service}: binary is not copied from the builder stage")
+    ignore = (root / ".dockerignore").read_text().split()
+    for needle in ("target/", ".git/", "data/"):
+        if needle not in ignore:
+            problems.append(f".dockerignore lacks {needle}")
+    return problems
+
+
+# --------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", type=Path, required=True)
+    ap.add_argument("--kube-versions", default="1.30.0 1.37.0")
+    args = ap.parse_args()
+    root: Path = args.root.resolve()
+    versions = args.kube_versions.split()
+    helm.disable_logging()
+    checks = Checks()
+
+    def deps() -> None:
+        for s in SERVICES:
+            chart = root / UMBRELLA / "charts" / s
+            helm.dependency_build(chart, skip_refresh=True)
+            bad = [d for d in helm.dependency_list(chart) if d["status"] != "ok"]
+            expect([f"{s}: dependency {d['name']} is {d['status']}" for d in bad])
+
+    checks.run("helm dependency build (library chart into the service charts)", deps)
+
+    values_files = sorted((root / UMBRELLA / "ci").glob("*-values.yaml"))
+    scenarios: dict[str, tuple[dict[str, Any], Callable[[list[dict[str, Any]]], list[str]]]] = {
+        "default values": ({}, scenario_default),
+    }
+    extra = {"s3-values.yaml": scenario_s3, "azure-values.yaml": scenario_azure}
+    for f in values_files:
+        scenarios[f"ci/{f.name}"] = (load_values(f), extra.get(f.name, lambda _docs: []))
+
+    # The service charts take their globals from the umbrella chart.
+    umbrella_globals = {"global": load_values(root / UMBRELLA / "values.yaml")["global"]}
+    checks.run(
+        "helm lint (strict) of the library and service charts",
+        lambda: expect(
+            lint(root, LIBRARY, None, versions[0])
+            + [p for s in SERVICES for p in lint(root, f"{UMBRELLA}/charts/{s}", umbrella_globals, versions[0])]
+        ),
+    )
+    for label, (values, specific) in scenarios.items():
+        checks.run(f"helm lint (strict) mlops-platform with {label}", lambda v=values: expect(lint(root, UMBRELLA, v, versions[0])))
+
+        def scenario(values: dict[str, Any] = values, specific: Callable[..., list[str]] = specific) -> None:
+            docs = render(root, values)
+            if not docs:
+                raise CheckFailed("nothing rendered")
+            expect(kube_validate(docs, versions) + platform_rules(docs) + specific(docs))
+
+        checks.run(f"render {label}: k8s {'/'.join(versions)} strict schemas + platform rules", scenario)
+
+    rejections = [
+        ("ingest.replicaCount: \"three\"", {"ingest": {"replicaCount": "three"}}, r"replicaCount"),
+        ("global.logFormat: xml", {"global": {"logFormat": "xml"}}, r"logFormat"),
+        ("global.lake.url: http://…", {"global": {"lake": {"url": "http://bucket"}}}, r"url"),
+        ("unknown producer key (typo)", {"producer": {"replicas": 2}}, r"replicas"),
+        (
+            "credentials key for an unknown env var",
+            {"global": {"lake": {"credentials": {"existingSecret": "s", "keys": {"AWS_SECRET": "k"}}}}},
+            r"AWS_SECRET",
+        ),
+        (
+            "inline secret in extraEnv",
+            {"ingest": {"extraEnv": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "hunter2"}]}},
+            r"inline value",
+        ),
+    ]
+    for label, values, needle in rejections:
+        checks.run(f"chart rejects {label}", lambda v=values, n=needle: expect(expect_rejected(root, v, n)))
+
+    checks.run(
+        "docker-compose.yml against the compose-spec schema",
+        lambda: expect(check_jsonschema(root, "vendor.compose-spec", [root / "docker-compose.yml"])),
+    )
+    checks.run("docker-compose.yml stack rules", lambda: expect(compose_rules(root)))
+    checks.run("deploy/Dockerfile: non-root distroless runtime per service", lambda: expect(dockerfile_rules(root)))
+    workflows = sorted((root / ".github/workflows").glob("*.yml"))
+    checks.run(
+        "GitHub workflows against their schema",
+        lambda: expect(check_jsonschema(root, "vendor.github-workflows", workflows) if workflows else ["no workflows"]),
+    )
+
+    total = checks.passed + len(checks.failed)
+    print()
+    if checks.failed:
+        print("failed: " + "; ".join(checks.failed))
+    print(f"check-deploy: {checks.passed} passed, {len(checks.failed)} failed")
+    return 1 if checks.failed or total == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

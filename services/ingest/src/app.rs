@@ -1,0 +1,482 @@
+//! The ingest service: consumer loop, micro-batching, dead-lettering and
+//! fenced Delta commits (see the crate docs for the exactly-once argument).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use mlops_bus::{DeadLetter, DeadLetterPublisher, KafkaSettings, headers};
+use mlops_runtime::{AdminServer, Readiness, Shutdown};
+use prometheus_client::registry::Registry;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::Result;
+use crate::batch::Batch;
+use crate::config::IngestConfig;
+use crate::decode::decode;
+use crate::metrics::{IngestMetrics, label};
+use crate::writer::{BronzeWriter, CommitOutcome};
+
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A built, not yet running, ingest service.
+pub struct App {
+    config: IngestConfig,
+    admin: AdminServer,
+    readiness: Readiness,
+    metrics: IngestMetrics,
+}
+
+impl App {
+    /// Binds the admin server; nothing else is contacted yet.
+    pub async fn build(config: IngestConfig) -> Result<Self> {
+        let metrics = IngestMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let readiness = Readiness::default();
+        let admin = AdminServer::bind(config.admin_addr, registry, readiness.clone()).await?;
+        Ok(Self {
+            config,
+            admin,
+            readiness,
+            metrics,
+        })
+    }
+
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin.local_addr()
+    }
+
+    pub fn metrics(&self) -> IngestMetrics {
+        self.metrics.clone()
+    }
+
+    /// Runs until shutdown; the open batch is committed before returning.
+    pub async fn run(self, shutdown: Shutdown) -> Result<()> {
+        let admin = tokio::spawn(self.admin.serve(shutdown.clone()));
+        let outcome = Pipeline::start(self.config, self.metrics, self.readiness.clone())
+            .await?
+            .run(shutdown.clone())
+            .await;
+        self.readiness.set(false);
+        shutdown.trigger();
+        let _ = admin.await;
+        outcome
+    }
+}
+
+/// Rebalance and statistics callbacks, run by librdkafka inside `recv`.
+struct IngestContext {
+    topic: String,
+    /// Set when partitions are revoked or assigned: the loop commits its
+    /// batch and re-reads progress from the table before going on.
+    rebalanced: Arc<Mutex<bool>>,
+    metrics: IngestMetrics,
+}
+
+impl ClientContext for IngestContext {
+    fn stats(&self, statistics: Statistics) {
+        if let Some(topic) = statistics.topics.get(&self.topic) {
+            for (partition, stats) in &topic.partitions {
+                if *partition >= 0 && stats.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .get_or_create(&label("partition", partition))
+                        .set(stats.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for IngestContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) | Rebalance::Revoke(tpl) => {
+                info!(partitions = ?partitions_of(tpl), kind = ?rebalance_kind(rebalance), "rebalance");
+                if let Ok(mut flag) = self.rebalanced.lock() {
+                    *flag = true;
+                }
+            }
+            Rebalance::Error(error) => warn!(%error, "rebalance error"),
+        }
+    }
+}
+
+fn rebalance_kind(rebalance: &Rebalance<'_>) -> &'static str {
+    match rebalance {
+        Rebalance::Assign(_) => "assign",
+        Rebalance::Revoke(_) => "revoke",
+        Rebalance::Error(_) => "error",
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+/// Where a partition stands, as known since its last (re)synchronisation.
+#[derive(Clone, Copy, Debug)]
+struct PartitionState {
+    /// Next offset to take; lower ones are already in the table.
+    next: i64,
+    /// The partition's `txn` version in the table (last committed offset).
+    committed: Option<i64>,
+}
+
+struct Pipeline {
+    config: IngestConfig,
+    consumer: Arc<StreamConsumer<IngestContext>>,
+    dead_letters: DeadLetterPublisher,
+    writer: BronzeWriter,
+    metrics: IngestMetrics,
+    readiness: Readiness,
+    rebalanced: Arc<Mutex<bool>>,
+    partitions: HashMap<i32, PartitionState>,
+    batch: Batch,
+    batch_started: Option<Instant>,
+    topic: Arc<str>,
+    failures: u32,
+}
+
+impl Pipeline {
+    async fn start(
+        config: IngestConfig,
+        metrics: IngestMetrics,
+        readiness: Readiness,
+    ) -> Result<Self> {
+        let kafka = KafkaSettings::new(&config.brokers, "ingest");
+        kafka
+            .ensure_topics(&[(config.dlq_topic.as_str(), 1)])
+            .await?;
+        let dead_letters =
+            DeadLetterPublisher::new(kafka.idempotent_producer()?, &config.dlq_topic);
+        let writer = BronzeWriter::open(&config.lake).await?;
+        info!(lake = %config.lake.root(), version = ?writer.version(), "bronze table open");
+
+        let rebalanced = Arc::new(Mutex::new(false));
+        let context = IngestContext {
+            topic: config.topic.clone(),
+            rebalanced: rebalanced.clone(),
+            metrics: metrics.clone(),
+        };
+        let consumer: StreamConsumer<IngestContext> = kafka
+            .consumer_config(&config.group_id)
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(context)?;
+        consumer.subscribe(&[&config.topic])?;
+        readiness.set(true);
+        info!(topic = %config.topic, group = %config.group_id, "consuming");
+        Ok(Self {
+            topic: Arc::from(config.topic.as_str()),
+            config,
+            consumer: Arc::new(consumer),
+            dead_letters,
+            writer,
+            metrics,
+            readiness,
+            rebalanced,
+            partitions: HashMap::new(),
+            batch: Batch::default(),
+            batch_started: None,
+            failures: 0,
+        })
+    }
+
+    async fn run(mut self, shutdown: Shutdown) -> Result<()> {
+        // A received message borrows the consumer; hold it apart from `self`.
+        let consumer = self.consumer.clone();
+        loop {
+            let deadline = self.batch_started.map(|started| {
+                tokio::time::Instant::from_std(started + self.config.batch_max_wait)
+            });
+            tokio::select! {
+                biased;
+                _ = shutdown.wait() => break,
+                _ = sleep_until(deadline) => self.flush().await?,
+                message = consumer.recv() => {
+                    self.take_rebalance().await?;
+                    match message {
+                        Ok(message) => self.handle(&message).await?,
+                        Err(error) => {
+                            warn!(%error, "kafka consume error");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                    if self.batch.records() >= self.config.batch_max_records {
+                        self.flush().await?;
+                    }
+                }
+            }
+        }
+        info!("draining: committing the open batch");
+        self.readiness.set(false);
+        self.flush().await?;
+        Ok(())
+    }
+
+    /// After a rebalance: commit what we hold, then forget partition
+    /// positions so each is re-read from the table when next seen.
+    async fn take_rebalance(&mut self) -> Result<()> {
+        let happened = self
+            .rebalanced
+            .lock()
+            .map(|mut flag| std::mem::take(&mut *flag))
+            .unwrap_or(false);
+        if happened {
+            self.flush().await?;
+            self.partitions.clear();
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, message: &BorrowedMessage<'_>) -> Result<()> {
+        self.metrics.consumed.inc();
+        let partition = message.partition();
+        let offset = message.offset();
+        let state = match self.partitions.get(&partition) {
+            Some(state) => *state,
+            None => {
+                let state = self.synchronise(partition).await?;
+                if offset != state.next {
+                    self.seek(partition, state.next);
+                    return Ok(());
+                }
+                state
+            }
+        };
+        if offset < state.next {
+            debug!(partition, offset, "skipping a record already in bronze");
+            return Ok(());
+        }
+        self.partitions.insert(
+            partition,
+            PartitionState {
+                next: offset + 1,
+                ..state
+            },
+        );
+        self.batch.cover(partition, state.committed, offset);
+        self.batch_started.get_or_insert_with(Instant::now);
+
+        let schema_version = headers::get(message.headers(), headers::SCHEMA_VERSION);
+        match decode(message.payload(), schema_version) {
+            Ok(event) => self
+                .batch
+                .push(event, self.topic.clone(), partition, offset, Utc::now()),
+            Err(rejection) => {
+                let span = info_span!(
+                    "dead_letter",
+                    partition,
+                    offset,
+                    reason = rejection.reason.code()
+                );
+                headers::continue_trace(&span, message.headers());
+                let letter = DeadLetter {
+                    reason: rejection.reason,
+                    detail: rejection.detail,
+                    topic: &self.config.topic,
+                    partition,
+                    offset,
+                    key: message.key(),
+                    payload: message.payload(),
+                };
+                async {
+                    warn!(detail = %letter.detail, "record sent to the dead-letter topic");
+                    self.dead_letters.publish(&letter).await
+                }
+                .instrument(span)
+                .await?;
+                self.batch.dead_lettered += 1;
+                self.metrics
+                    .dead_lettered
+                    .get_or_create(&label("reason", rejection.reason.code()))
+                    .inc();
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a partition's progress from the table.
+    async fn synchronise(&mut self, partition: i32) -> Result<PartitionState> {
+        self.writer.refresh().await?;
+        let committed = self
+            .writer
+            .committed_offset(&self.config.app_id(partition))
+            .await?;
+        let next = match committed {
+            Some(last) => last + 1,
+            None => {
+                // Nothing from this partition in the table yet: start at the
+                // oldest record the broker still has.
+                let (low, _high) = tokio::task::block_in_place(|| {
+                    self.consumer
+                        .fetch_watermarks(&self.config.topic, partition, KAFKA_TIMEOUT)
+                })?;
+                low
+            }
+        };
+        let state = PartitionState { next, committed };
+        info!(
+            partition,
+            next,
+            ?committed,
+            "partition synchronised with bronze"
+        );
+        self.partitions.insert(partition, state);
+        Ok(state)
+    }
+
+    fn seek(&mut self, partition: i32, offset: i64) {
+        let sought = tokio::task::block_in_place(|| {
+            self.consumer.seek(
+                &self.config.topic,
+                partition,
+                Offset::Offset(offset),
+                KAFKA_TIMEOUT,
+            )
+        });
+        match sought {
+            Ok(()) => info!(partition, offset, "resuming from the table's progress"),
+            Err(error) => {
+                // Forget the partition: its next record triggers a new attempt.
+                warn!(partition, offset, %error, "seek failed, will retry");
+                self.partitions.remove(&partition);
+            }
+        }
+    }
+
+    /// Commits the open batch (if any) and then the Kafka group offsets.
+    async fn flush(&mut self) -> Result<()> {
+        self.batch_started = None;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let started = Instant::now();
+        let span = info_span!(
+            "commit_batch",
+            records = batch.records(),
+            rows = batch.rows(),
+            partitions = batch.spans.len(),
+            version = tracing::field::Empty
+        );
+        let config = &self.config;
+        let outcome = self
+            .writer
+            .commit(&batch, |p| config.app_id(p))
+            .instrument(span.clone())
+            .await;
+        match outcome {
+            Ok(CommitOutcome::Committed { version }) => {
+                span.record("version", version);
+                self.failures = 0;
+                self.readiness.set(true);
+                self.metrics
+                    .commits
+                    .get_or_create(&label("outcome", "committed"))
+                    .inc();
+                self.metrics.written.inc_by(batch.rows() as u64);
+                self.metrics.batch_records.observe(batch.records() as f64);
+                self.metrics
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .table_version
+                    .set(i64::try_from(version).unwrap_or(i64::MAX));
+                debug!(version, rows = batch.rows(), "batch committed");
+                for (partition, span) in &batch.spans {
+                    if let Some(state) = self.partitions.get_mut(partition) {
+                        state.committed = Some(span.last);
+                    }
+                }
+                self.commit_group_offsets(&batch);
+            }
+            Ok(CommitOutcome::Fenced {
+                partition,
+                expected,
+                found,
+            }) => {
+                self.metrics
+                    .commits
+                    .get_or_create(&label("outcome", "fenced"))
+                    .inc();
+                warn!(
+                    partition,
+                    ?expected,
+                    ?found,
+                    "another writer moved this partition, re-reading from the table"
+                );
+                self.partitions.clear();
+            }
+            Ok(CommitOutcome::Conflict(reason)) => {
+                self.metrics
+                    .commits
+                    .get_or_create(&label("outcome", "conflict"))
+                    .inc();
+                warn!(%reason, "concurrent commit conflict, re-reading from the table");
+                self.partitions.clear();
+            }
+            Err(error) => {
+                // Whether the commit landed is unknown: forget positions so the
+                // table decides, and back off before trying again.
+                self.metrics
+                    .commits
+                    .get_or_create(&label("outcome", "error"))
+                    .inc();
+                self.failures += 1;
+                self.readiness.set(false);
+                self.partitions.clear();
+                let backoff = Duration::from_millis(250 * 2u64.pow(self.failures.min(6)));
+                warn!(error = %error_chain(&error), failures = self.failures, ?backoff, "commit failed");
+                tokio::time::sleep(backoff).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_group_offsets(&self, batch: &Batch) {
+        let mut tpl = TopicPartitionList::new();
+        for (partition, span) in &batch.spans {
+            if tpl
+                .add_partition_offset(
+                    &self.config.topic,
+                    *partition,
+                    Offset::Offset(span.last + 1),
+                )
+                .is_err()
+            {
+                return;
+            }
+        }
+        if let Err(error) = self.consumer.commit(&tpl, CommitMode::Async) {
+            debug!(%error, "group offset commit skipped");
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,123 @@
+//! Ingest settings, all from the environment (see README, "ingest").
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mlops_lake::LakeLocation;
+use mlops_runtime::{ConfigError, EnvReader, TelemetryConfig};
+
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    /// `KAFKA_BROKERS`, default `localhost:9092`.
+    pub brokers: String,
+    /// `EVENTS_TOPIC`, default `telecom.events.v1`.
+    pub topic: String,
+    /// `DLQ_TOPIC`, default `<EVENTS_TOPIC>.dlq`.
+    pub dlq_topic: String,
+    /// `INGEST_GROUP_ID`, default `ingest-bronze`.
+    pub group_id: String,
+    /// `LAKE_URL`, default `data/lake` (a local directory).
+    pub lake: LakeLocation,
+    /// `INGEST_BATCH_MAX_RECORDS`, default 50000: a batch is committed when it
+    /// holds this many records...
+    pub batch_max_records: usize,
+    /// `INGEST_BATCH_MAX_WAIT_MS`, default 5000: ...or when its first record
+    /// has waited this long.
+    pub batch_max_wait: Duration,
+    /// `ADMIN_ADDR`, default `0.0.0.0:9102`.
+    pub admin_addr: SocketAddr,
+    pub telemetry: TelemetryConfig,
+}
+
+impl IngestConfig {
+    pub fn from_env(env: &mut EnvReader) -> Result<Self, ConfigError> {
+        let topic = env.string("EVENTS_TOPIC", "telecom.events.v1");
+        let dlq_topic = env.string("DLQ_TOPIC", &format!("{topic}.dlq"));
+        let lake_raw = env.string("LAKE_URL", "data/lake");
+        let lake = LakeLocation::parse(&lake_raw).map_err(|e| format!("LAKE_URL: {e}"));
+        if let Err(problem) = &lake {
+            env.problem(problem.clone());
+        }
+        let batch_max_records = env.parse("INGEST_BATCH_MAX_RECORDS", 50_000usize);
+        if batch_max_records == 0 {
+            env.problem("INGEST_BATCH_MAX_RECORDS must be at least 1");
+        }
+        let wait_ms = env.parse("INGEST_BATCH_MAX_WAIT_MS", 5_000u64);
+        if wait_ms == 0 {
+            env.problem("INGEST_BATCH_MAX_WAIT_MS must be at least 1");
+        }
+        if dlq_topic == topic {
+            env.problem("DLQ_TOPIC must differ from EVENTS_TOPIC");
+        }
+        let brokers = env.string("KAFKA_BROKERS", "localhost:9092");
+        let group_id = env.string("INGEST_GROUP_ID", "ingest-bronze");
+        let admin_addr = env.parse("ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9102)));
+        let telemetry = TelemetryConfig::from_env(env, "ingest");
+        env.finish()?;
+        Ok(Self {
+            brokers,
+            group_id,
+            admin_addr,
+            telemetry,
+            batch_max_records,
+            batch_max_wait: std::time::Duration::from_millis(wait_ms),
+            topic,
+            dlq_topic,
+            lake: lake.map_err(|problem| ConfigError {
+                problems: vec![problem],
+            })?,
+        })
+    }
+
+    /// The Delta `txn` application id that tracks one partition. It names
+    /// the topic, not the consumer group: the table's progress on a topic
+    /// survives a renamed or reset group.
+    pub fn app_id(&self, partition: i32) -> String {
+        format!("ingest/{}/{}", self.topic, partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> EnvReader {
+        EnvReader::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults() {
+        let config = IngestConfig::from_env(&mut env(&[])).expect("valid");
+        assert_eq!(config.topic, "telecom.events.v1");
+        assert_eq!(config.dlq_topic, "telecom.events.v1.dlq");
+        assert_eq!(config.batch_max_records, 50_000);
+        assert_eq!(config.app_id(3), "ingest/telecom.events.v1/3");
+        assert!(config.lake.root().as_str().ends_with("/data/lake/"));
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let err = IngestConfig::from_env(&mut env(&[
+            ("LAKE_URL", "ftp://x/y"),
+            ("INGEST_BATCH_MAX_RECORDS", "0"),
+            ("INGEST_BATCH_MAX_WAIT_MS", "soon"),
+            ("EVENTS_TOPIC", "t"),
+            ("DLQ_TOPIC", "t"),
+        ]))
+        .expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "LAKE_URL",
+            "INGEST_BATCH_MAX_RECORDS",
+            "INGEST_BATCH_MAX_WAIT_MS",
+            "DLQ_TOPIC",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from: {text}");
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Ingest: the events topic into the bronze Delta table, exactly once.
+//!
+//! How exactly-once holds. Each Delta commit that appends a micro-batch also
+//! carries one `txn` action per Kafka partition (`appId` =
+//! `ingest/<topic>/<partition>`, `version` = the last offset the batch covers,
+//! dead-lettered records included). The table, not the consumer group, is the
+//! source of truth for progress: a partition's first record after an
+//! assignment or a restart is checked against the table and the consumer
+//! seeks to the offset after the table's `txn` version. The commit itself is
+//! fenced: before committing, the writer re-reads the table and requires each
+//! partition's `txn` version to be the one the batch started from, and Delta's
+//! conflict checker rejects the commit if another writer moved the same
+//! `appId` meanwhile. A batch that loses is dropped and re-read. Kafka group
+//! offsets are committed after the Delta commit, for lag monitoring only.
+
+pub mod app;
+pub mod batch;
+pub mod config;
+pub mod decode;
+pub mod metrics;
+pub mod writer;
+
+pub use app::App;
+pub use config::IngestConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Lake(#[from] mlops_lake::Error),
+    #[error("delta table {table}: {source}")]
+    Delta {
+        table: String,
+        #[source]
+        source: deltalake::DeltaTableError,
+    },
+    #[error(transparent)]
+    Bus(#[from] mlops_bus::Error),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("admin server: {0}")]
+    Admin(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

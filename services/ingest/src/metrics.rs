@@ -1,0 +1,85 @@
+//! Prometheus metrics of ingest.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+pub type Labels = Vec<(String, String)>;
+
+#[derive(Clone)]
+pub struct IngestMetrics {
+    pub consumed: Counter,
+    pub written: Counter,
+    pub dead_lettered: Family<Labels, Counter>,
+    pub commits: Family<Labels, Counter>,
+    pub batch_records: Histogram,
+    pub commit_seconds: Histogram,
+    pub consumer_lag: Family<Labels, Gauge>,
+    pub table_version: Gauge,
+}
+
+impl Default for IngestMetrics {
+    fn default() -> Self {
+        Self {
+            consumed: Counter::default(),
+            written: Counter::default(),
+            dead_lettered: Family::default(),
+            commits: Family::default(),
+            batch_records: Histogram::new(exponential_buckets(10.0, 4.0, 8)),
+            commit_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
+            consumer_lag: Family::default(),
+            table_version: Gauge::default(),
+        }
+    }
+}
+
+impl IngestMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "ingest_records_consumed",
+            "Records read from Kafka",
+            self.consumed.clone(),
+        );
+        registry.register(
+            "ingest_records_written",
+            "Rows committed to bronze",
+            self.written.clone(),
+        );
+        registry.register(
+            "ingest_records_dead_lettered",
+            "Records sent to the dead-letter topic, by reason",
+            self.dead_lettered.clone(),
+        );
+        registry.register(
+            "ingest_commits",
+            "Delta commit attempts by outcome (committed, fenced, conflict)",
+            self.commits.clone(),
+        );
+        registry.register(
+            "ingest_batch_records",
+            "Records per committed micro-batch",
+            self.batch_records.clone(),
+        );
+        registry.register(
+            "ingest_commit_seconds",
+            "Time to write and commit a micro-batch",
+            self.commit_seconds.clone(),
+        );
+        registry.register(
+            "ingest_consumer_lag",
+            "Records behind the partition's high watermark",
+            self.consumer_lag.clone(),
+        );
+        registry.register(
+            "ingest_bronze_table_version",
+            "Latest bronze table version written",
+            self.table_version.clone(),
+        );
+    }
+}
+
+pub fn label(key: &str, value: impl ToString) -> Labels {
+    vec![(key.to_string(), value.to_string())]
+}

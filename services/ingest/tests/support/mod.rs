@@ -1,0 +1,263 @@
+//! Shared helpers of the ingest integration tests. Infrastructure comes from
+//! the environment set by `scripts/test.sh` (see `scripts/infra.sh env`); a
+//! missing variable fails the test with a clear message instead of skipping.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Int32Type, Int64Type};
+use mlops_ingest::IngestConfig;
+use mlops_lake::{LakeLocation, bronze};
+use mlops_producer::run::ProducerMetrics;
+use mlops_producer::{ProducerConfig, Summary};
+use mlops_runtime::{EnvReader, Shutdown};
+
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through ./scripts/test.sh, which starts the infrastructure")
+    })
+}
+
+pub fn brokers() -> String {
+    required_env("TEST_KAFKA_BROKERS")
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Which object store a test lake lives on.
+#[derive(Clone, Copy, Debug)]
+pub enum Store {
+    Local,
+    S3,
+    Azure,
+}
+
+/// A fresh, empty lake on the given store, plus the env vars a child
+/// process needs to reach it. The temp dir (local store) lives as long as the value.
+pub struct TestLake {
+    pub location: LakeLocation,
+    pub env: HashMap<String, String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestLake {
+    pub fn new(store: Store) -> Self {
+        let prefix = unique("lake");
+        match store {
+            Store::Local => {
+                // Not a hidden directory (tempfile's default `.tmp…`): the
+                // Python deltalake package aborts at exit after reading
+                // a table under one.
+                let dir = tempfile::Builder::new()
+                    .prefix("lake-")
+                    .tempdir()
+                    .expect("temp dir");
+                let location =
+                    LakeLocation::parse(dir.path().to_str().expect("utf-8 path")).expect("lake");
+                let env = HashMap::from([("LAKE_URL".to_string(), location.root().to_string())]);
+                Self {
+                    location,
+                    env,
+                    _dir: Some(dir),
+                }
+            }
+            Store::S3 => {
+                let url = format!("s3://{}/{prefix}", required_env("TEST_S3_BUCKET"));
+                let options = HashMap::from([
+                    ("aws_endpoint".to_string(), required_env("TEST_S3_ENDPOINT")),
+                    ("aws_allow_http".to_string(), "true".to_string()),
+                    ("aws_access_key_id".to_string(), "test".to_string()),
+                    ("aws_secret_access_key".to_string(), "test".to_string()),
+                    ("aws_region".to_string(), "us-east-1".to_string()),
+                ]);
+                let env = HashMap::from([
+                    ("LAKE_URL".to_string(), url.clone()),
+                    (
+                        "AWS_ENDPOINT_URL".to_string(),
+                        required_env("TEST_S3_ENDPOINT"),
+                    ),
+                    ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
+                    ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
+                    ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
+                    ("AWS_REGION".to_string(), "us-east-1".to_string()),
+                ]);
+                let location = LakeLocation::parse(&url)
+                    .expect("lake")
+                    .with_options(options);
+                Self {
+                    location,
+                    env,
+                    _dir: None,
+                }
+            }
+            Store::Azure => {
+                let url = format!("az://{}/{prefix}", required_env("TEST_AZURE_CONTAINER"));
+                let endpoint = required_env("TEST_AZURE_ENDPOINT");
+                let account = required_env("TEST_AZURE_ACCOUNT");
+                let key = required_env("TEST_AZURE_KEY");
+                // Azurite serves the account under a path of the endpoint.
+                let account_url = format!("{endpoint}/{account}");
+                let options = HashMap::from([
+                    ("azure_storage_account_name".to_string(), account.clone()),
+                    ("azure_storage_account_key".to_string(), key.clone()),
+                    ("azure_storage_endpoint".to_string(), account_url.clone()),
+                    ("azure_allow_http".to_string(), "true".to_string()),
+                ]);
+                let env = HashMap::from([
+                    ("LAKE_URL".to_string(), url.clone()),
+                    ("AZURE_STORAGE_ACCOUNT_NAME".to_string(), account),
+                    ("AZURE_STORAGE_ACCOUNT_KEY".to_string(), key),
+                    ("AZURE_STORAGE_ENDPOINT".to_string(), account_url),
+                    ("AZURE_ALLOW_HTTP".to_string(), "true".to_string()),
+                ]);
+                let location = LakeLocation::parse(&url)
+                    .expect("lake")
+                    .with_options(options);
+                Self {
+                    location,
+                    env,
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+/// Sends a deterministic backfill to `topic` and returns what was sent.
+pub async fn produce(topic: &str, partitions: i32, extra_args: &[&str]) -> Summary {
+    let mut args = vec![
+        "producer".to_string(),
+        "--brokers".into(),
+        brokers(),
+        "--topic".into(),
+        topic.into(),
+        "--topic-partitions".into(),
+        partitions.to_string(),
+        "--start-date".into(),
+        "2026-01-01".into(),
+        "--admin-addr".into(),
+        "127.0.0.1:0".into(),
+    ];
+    args.extend(extra_args.iter().map(|s| s.to_string()));
+    let config = <ProducerConfig as clap::Parser>::try_parse_from(args).expect("producer args");
+    mlops_producer::run(&config, &ProducerMetrics::default(), Shutdown::new())
+        .await
+        .expect("producer run")
+}
+
+/// Ingest settings for a test: its own topic, group and lake.
+pub fn ingest_env(
+    topic: &str,
+    group: &str,
+    lake: &TestLake,
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut env = lake.env.clone();
+    env.extend(
+        [
+            ("KAFKA_BROKERS", brokers()),
+            ("EVENTS_TOPIC", topic.to_string()),
+            ("INGEST_GROUP_ID", group.to_string()),
+            ("ADMIN_ADDR", "127.0.0.1:0".to_string()),
+            ("INGEST_BATCH_MAX_WAIT_MS", "500".to_string()),
+            ("INGEST_BATCH_MAX_RECORDS", "2000".to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+pub fn ingest_config(env: &HashMap<String, String>, lake: &TestLake) -> IngestConfig {
+    let mut config =
+        IngestConfig::from_env(&mut EnvReader::from_map(env.clone())).expect("ingest config");
+    config.lake = lake.location.clone();
+    config
+}
+
+/// (partition, offset) of every bronze row, and how many rows there are.
+pub async fn bronze_offsets(lake: &LakeLocation) -> Vec<(i32, i64)> {
+    let table = match bronze::spec().open(lake).await {
+        Ok(table) => table,
+        Err(_) => return Vec::new(),
+    };
+    let batches = mlops_lake::read::read_all(&table)
+        .await
+        .expect("read bronze");
+    let mut out = Vec::new();
+    for batch in batches {
+        let partitions = batch
+            .column_by_name(bronze::KAFKA_PARTITION)
+            .expect("partition column")
+            .as_primitive::<Int32Type>()
+            .clone();
+        let offsets = batch
+            .column_by_name(bronze::KAFKA_OFFSET)
+            .expect("offset column")
+            .as_primitive::<Int64Type>()
+            .clone();
+        for i in 0..batch.num_rows() {
+            assert!(!partitions.is_null(i) && !offsets.is_null(i));
+            out.push((partitions.value(i), offsets.value(i)));
+        }
+    }
+    out
+}
+
+/// Asserts bronze holds each (partition, offset) at most once and returns the
+/// count per partition.
+pub fn assert_no_duplicates(offsets: &[(i32, i64)]) -> BTreeMap<i32, usize> {
+    let mut seen = std::collections::HashSet::new();
+    let mut per_partition = BTreeMap::new();
+    for key in offsets {
+        assert!(
+            seen.insert(*key),
+            "duplicate bronze row for partition/offset {key:?}"
+        );
+        *per_partition.entry(key.0).or_insert(0) += 1;
+    }
+    per_partition
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// Reads every record of a topic (from the beginning) until `expected`
+/// records arrived or the timeout passed.
+pub fn read_topic(
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<rdkafka::message::OwnedMessage> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = mlops_bus::KafkaSettings::new(brokers(), "test-reader")
+        .consumer_config(&unique("reader"))
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while out.len() < expected && started.elapsed() < timeout {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(message.detach());
+        }
+    }
+    out
+}
