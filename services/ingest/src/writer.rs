@@ -125,9 +125,7 @@ impl BronzeWriter {
                     .update_incremental(Some(version))
                     .await
                     .map_err(delta)?;
-                Ok(CommitOutcome::Committed {
-                    version,
-                })
+                Ok(CommitOutcome::Committed { version })
             }
             Err(DeltaTableError::Transaction {
                 source: TransactionError::CommitConflict(conflict),
