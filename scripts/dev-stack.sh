@@ -36,7 +36,7 @@ trap cleanup EXIT INT TERM
 TEST_KAFKA_PORT="$KAFKA_PORT" "$REPO_ROOT/scripts/infra.sh" start kafka
 
 log "starting ingest (admin: http://127.0.0.1:9102/metrics, lake: $LAKE_URL)"
-ADMIN_ADDR=127.0.0.1:9102 INGEST_BATCH_MAX_WAIT_MS=2000 \
+ADMIN_ADDR=127.0.0.1:9102 INGEST_BATCH_MAX_WAIT_MS=2000 INGEST_RESUME=scan \
   "$BIN_DIR/ingest" 2>"$STACK_LOGS/ingest.log" &
 pids+=($!)
 

@@ -10,17 +10,16 @@ use chrono::Utc;
 use mlops_bus::{DeadLetter, DeadLetterPublisher, KafkaSettings, headers};
 use mlops_runtime::{AdminServer, Readiness, Shutdown};
 use prometheus_client::registry::Registry;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::Result;
 use crate::batch::Batch;
-use crate::config::IngestConfig;
+use crate::config::{IngestConfig, ResumeMode, app_id};
 use crate::decode::decode;
 use crate::metrics::{IngestMetrics, label};
 use crate::writer::{BronzeWriter, CommitOutcome};
@@ -76,6 +75,8 @@ impl App {
 /// Rebalance and statistics callbacks, run by librdkafka inside `recv`.
 struct IngestContext {
     topic: String,
+    lake: mlops_lake::LakeLocation,
+    resume: ResumeMode,
     /// Set when partitions are revoked or assigned: the loop commits its
     /// batch and re-reads progress from the table before going on.
     rebalanced: Arc<Mutex<bool>>,
@@ -98,24 +99,86 @@ impl ClientContext for IngestContext {
 }
 
 impl ConsumerContext for IngestContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) | Rebalance::Revoke(tpl) => {
-                info!(partitions = ?partitions_of(tpl), kind = ?rebalance_kind(rebalance), "rebalance");
-                if let Ok(mut flag) = self.rebalanced.lock() {
-                    *flag = true;
+    /// Assigned partitions start at the table's progress, never at the
+    /// group's committed offsets (which only serve lag monitoring and may
+    /// lag behind or, after a crash of another member, be ahead of it).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        if let Ok(mut flag) = self.rebalanced.lock() {
+            *flag = true;
+        }
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let partitions = partitions_of(tpl);
+                match self.table_positions(&partitions) {
+                    Ok(positions) => {
+                        for (partition, position) in &positions {
+                            if let Err(error) =
+                                tpl.set_partition_offset(&self.topic, *partition, *position)
+                            {
+                                warn!(partition, %error, "cannot set the start offset");
+                            }
+                        }
+                        info!(
+                            ?positions,
+                            "partitions assigned, starting at the table's progress"
+                        );
+                    }
+                    // The first record of each partition is checked against
+                    // the table again in the consume loop, which seeks if needed.
+                    Err(error) => {
+                        warn!(%error, ?partitions, "cannot read progress from the table at assignment")
+                    }
+                }
+                if let Err(error) = consumer.assign(tpl) {
+                    warn!(%error, "assign failed");
                 }
             }
-            Rebalance::Error(error) => warn!(%error, "rebalance error"),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(partitions = ?partitions_of(tpl), "partitions revoked");
+                if let Err(error) = consumer.unassign() {
+                    warn!(%error, "unassign failed");
+                }
+            }
+            other => warn!(error = ?other, "rebalance error"),
         }
     }
 }
 
-fn rebalance_kind(rebalance: &Rebalance<'_>) -> &'static str {
-    match rebalance {
-        Rebalance::Assign(_) => "assign",
-        Rebalance::Revoke(_) => "revoke",
-        Rebalance::Error(_) => "error",
+impl IngestContext {
+    /// Next offset per partition according to the bronze table. Runs on its
+    /// own thread and runtime: librdkafka calls the rebalance callback
+    /// synchronously, possibly from inside the async consume loop.
+    fn table_positions(&self, partitions: &[i32]) -> Result<Vec<(i32, Offset)>> {
+        let read = || -> Result<Vec<(i32, Offset)>> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let writer = BronzeWriter::open(&self.lake).await?;
+                let mut positions = Vec::new();
+                for &partition in partitions {
+                    let committed = writer
+                        .committed_offset(&app_id(&self.topic, partition))
+                        .await?;
+                    let position = match (committed, self.resume) {
+                        (Some(last), ResumeMode::Exact) => Offset::Offset(last + 1),
+                        _ => Offset::Beginning,
+                    };
+                    positions.push((partition, position));
+                }
+                Ok(positions)
+            })
+        };
+        std::thread::scope(|scope| scope.spawn(read).join()).unwrap_or_else(|_| {
+            Err(crate::Error::Io(std::io::Error::other(
+                "table reader thread panicked",
+            )))
+        })
     }
 }
 
@@ -165,13 +228,18 @@ impl Pipeline {
         let rebalanced = Arc::new(Mutex::new(false));
         let context = IngestContext {
             topic: config.topic.clone(),
+            lake: config.lake.clone(),
+            resume: config.resume,
             rebalanced: rebalanced.clone(),
             metrics: metrics.clone(),
         };
-        let consumer: StreamConsumer<IngestContext> = kafka
-            .consumer_config(&config.group_id)
-            .set("statistics.interval.ms", "5000")
-            .create_with_context(context)?;
+        let mut consumer_config = kafka.consumer_config(&config.group_id);
+        consumer_config.set("statistics.interval.ms", "5000");
+        if let Some(instance_id) = &config.instance_id {
+            consumer_config.set("group.instance.id", instance_id);
+        }
+        let consumer: StreamConsumer<IngestContext> =
+            consumer_config.create_with_context(context)?;
         consumer.subscribe(&[&config.topic])?;
         readiness.set(true);
         info!(topic = %config.topic, group = %config.group_id, "consuming");
@@ -246,8 +314,10 @@ impl Pipeline {
             Some(state) => *state,
             None => {
                 let state = self.synchronise(partition).await?;
-                if offset != state.next {
-                    self.seek(partition, state.next);
+                if offset > state.next
+                    || (offset < state.next && self.config.resume == ResumeMode::Exact)
+                {
+                    self.reposition(partition, state.next)?;
                     return Ok(());
                 }
                 state
@@ -335,20 +405,47 @@ impl Pipeline {
         Ok(state)
     }
 
-    fn seek(&mut self, partition: i32, offset: i64) {
+    /// Moves the fetch position so that `next` is the next record read:
+    /// directly (exact), or by rewinding to the partition start (scan) and
+    /// skipping what the table holds. In scan mode, records the broker no
+    /// longer has (retention) cannot be re-read: ingest goes on from the
+    /// oldest available one and says so.
+    fn reposition(&mut self, partition: i32, next: i64) -> Result<()> {
+        let target = match self.config.resume {
+            ResumeMode::Exact => Offset::Offset(next),
+            ResumeMode::Scan => {
+                let (low, _) = tokio::task::block_in_place(|| {
+                    self.consumer
+                        .fetch_watermarks(&self.config.topic, partition, KAFKA_TIMEOUT)
+                })?;
+                if low > next {
+                    warn!(
+                        partition,
+                        next,
+                        oldest_available = low,
+                        "records are gone from the broker, resuming at the oldest one"
+                    );
+                    if let Some(state) = self.partitions.get_mut(&partition) {
+                        state.next = low;
+                    }
+                }
+                Offset::Beginning
+            }
+        };
+        self.seek(partition, target);
+        Ok(())
+    }
+
+    fn seek(&mut self, partition: i32, offset: Offset) {
         let sought = tokio::task::block_in_place(|| {
-            self.consumer.seek(
-                &self.config.topic,
-                partition,
-                Offset::Offset(offset),
-                KAFKA_TIMEOUT,
-            )
+            self.consumer
+                .seek(&self.config.topic, partition, offset, KAFKA_TIMEOUT)
         });
         match sought {
-            Ok(()) => info!(partition, offset, "resuming from the table's progress"),
+            Ok(()) => info!(partition, ?offset, "resuming from the table's progress"),
             Err(error) => {
                 // Forget the partition: its next record triggers a new attempt.
-                warn!(partition, offset, %error, "seek failed, will retry");
+                warn!(partition, ?offset, %error, "seek failed, will retry");
                 self.partitions.remove(&partition);
             }
         }

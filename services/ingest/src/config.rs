@@ -6,6 +6,29 @@ use std::time::Duration;
 use mlops_lake::LakeLocation;
 use mlops_runtime::{ConfigError, EnvReader, TelemetryConfig};
 
+/// How a partition is positioned at the table's progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResumeMode {
+    /// Fetch from the next offset directly (Kafka semantics: a fetch inside
+    /// a record batch returns that batch).
+    Exact,
+    /// Fetch from the partition's start and skip what the table holds, for
+    /// brokers that cannot fetch from inside a record batch (tansu 0.6
+    /// returns only batches starting at or after the fetch offset).
+    Scan,
+}
+
+impl std::str::FromStr for ResumeMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "exact" => Ok(Self::Exact),
+            "scan" => Ok(Self::Scan),
+            other => Err(format!("expected `exact` or `scan`, got `{other}`")),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
     /// `KAFKA_BROKERS`, default `localhost:9092`.
@@ -24,6 +47,12 @@ pub struct IngestConfig {
     /// `INGEST_BATCH_MAX_WAIT_MS`, default 5000: ...or when its first record
     /// has waited this long.
     pub batch_max_wait: Duration,
+    /// `INGEST_INSTANCE_ID`, default unset: a stable member name (e.g. the
+    /// pod name of a StatefulSet) for static group membership, so a
+    /// restarted replica takes its partitions back without a rebalance.
+    pub instance_id: Option<String>,
+    /// `INGEST_RESUME`, default `exact`.
+    pub resume: ResumeMode,
     /// `ADMIN_ADDR`, default `0.0.0.0:9102`.
     pub admin_addr: SocketAddr,
     pub telemetry: TelemetryConfig,
@@ -52,12 +81,16 @@ impl IngestConfig {
         let brokers = env.string("KAFKA_BROKERS", "localhost:9092");
         let group_id = env.string("INGEST_GROUP_ID", "ingest-bronze");
         let admin_addr = env.parse("ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9102)));
+        let resume = env.parse("INGEST_RESUME", ResumeMode::Exact);
+        let instance_id = env.optional("INGEST_INSTANCE_ID");
         let telemetry = TelemetryConfig::from_env(env, "ingest");
         env.finish()?;
         Ok(Self {
             brokers,
             group_id,
             admin_addr,
+            resume,
+            instance_id,
             telemetry,
             batch_max_records,
             batch_max_wait: std::time::Duration::from_millis(wait_ms),
@@ -73,8 +106,13 @@ impl IngestConfig {
     /// the topic, not the consumer group: the table's progress on a topic
     /// survives a renamed or reset group.
     pub fn app_id(&self, partition: i32) -> String {
-        format!("ingest/{}/{}", self.topic, partition)
+        app_id(&self.topic, partition)
     }
+}
+
+/// See [`IngestConfig::app_id`].
+pub fn app_id(topic: &str, partition: i32) -> String {
+    format!("ingest/{topic}/{partition}")
 }
 
 #[cfg(test)]
@@ -96,6 +134,7 @@ mod tests {
         assert_eq!(config.topic, "telecom.events.v1");
         assert_eq!(config.dlq_topic, "telecom.events.v1.dlq");
         assert_eq!(config.batch_max_records, 50_000);
+        assert_eq!(config.resume, ResumeMode::Exact);
         assert_eq!(config.app_id(3), "ingest/telecom.events.v1/3");
         assert!(config.lake.root().as_str().ends_with("/data/lake/"));
     }
@@ -108,6 +147,7 @@ mod tests {
             ("INGEST_BATCH_MAX_WAIT_MS", "soon"),
             ("EVENTS_TOPIC", "t"),
             ("DLQ_TOPIC", "t"),
+            ("INGEST_RESUME", "sometimes"),
         ]))
         .expect_err("invalid");
         let text = err.to_string();

@@ -25,13 +25,14 @@ pub use config::IngestConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    // Boxed: the Delta errors are large and would bloat every `Result`.
     #[error(transparent)]
-    Lake(#[from] mlops_lake::Error),
+    Lake(Box<mlops_lake::Error>),
     #[error("delta table {table}: {source}")]
     Delta {
         table: String,
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
     #[error(transparent)]
     Bus(#[from] mlops_bus::Error),
@@ -39,8 +40,14 @@ pub enum Error {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
-    #[error("admin server: {0}")]
-    Admin(#[from] std::io::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<mlops_lake::Error> for Error {
+    fn from(error: mlops_lake::Error) -> Self {
+        Self::Lake(Box::new(error))
+    }
+}

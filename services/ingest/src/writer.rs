@@ -37,7 +37,7 @@ pub struct BronzeWriter {
 fn delta(source: DeltaTableError) -> Error {
     Error::Delta {
         table: bronze::TABLE.to_string(),
-        source,
+        source: Box::new(source),
     }
 }
 

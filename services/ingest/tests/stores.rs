@@ -34,7 +34,7 @@ async fn ingest_into(lake: &TestLake) -> u64 {
 /// What the `deltalake` Python package reads from the bronze table.
 fn python_reader(table_uri: &str, storage_options: &HashMap<String, String>) -> serde_json::Value {
     let script = r#"
-import json, sys
+import json, os, sys
 from deltalake import DeltaTable
 uri, options = sys.argv[1], json.loads(sys.argv[2])
 table = DeltaTable(uri, storage_options=options or None)
@@ -47,6 +47,10 @@ print(json.dumps({
     "kinds": sorted(set(data.column("event_kind").to_pylist())),
     "dates": len(set(data.column("event_date").to_pylist())),
 }))
+# The package's native threads sometimes abort the interpreter's normal
+# teardown (exit status 134 after all output); the report is complete here.
+sys.stdout.flush()
+os._exit(0)
 "#;
     let output = std::process::Command::new(required_env("TEST_PYTHON"))
         .args([

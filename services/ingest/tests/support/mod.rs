@@ -165,6 +165,8 @@ pub fn ingest_env(
             ("ADMIN_ADDR", "127.0.0.1:0".to_string()),
             ("INGEST_BATCH_MAX_WAIT_MS", "500".to_string()),
             ("INGEST_BATCH_MAX_RECORDS", "2000".to_string()),
+            // tansu cannot fetch from inside a record batch.
+            ("INGEST_RESUME", "scan".to_string()),
         ]
         .map(|(k, v)| (k.to_string(), v)),
     );
@@ -224,7 +226,18 @@ pub fn assert_no_duplicates(offsets: &[(i32, i64)]) -> BTreeMap<i32, usize> {
 }
 
 /// Polls `check` until it returns true or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    if !wait_for(timeout, check).await {
+        panic!("timed out after {timeout:?} waiting for {what}");
+    }
+}
+
+/// Polls `check` until it returns true (→ true) or `timeout` passes (→ false).
+pub async fn wait_for<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -232,11 +245,11 @@ where
     let started = Instant::now();
     while started.elapsed() < timeout {
         if check().await {
-            return;
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    panic!("timed out after {timeout:?} waiting for {what}");
+    false
 }
 
 /// Reads every record of a topic (from the beginning) until `expected`
