@@ -60,13 +60,14 @@ impl TableSpec {
             .await;
         match created {
             Ok(table) => Ok(table),
-            // Another process created it between our load and create.
-            Err(_) => DeltaTableBuilder::from_url(url)
+            // Another process may have created it between our load and
+            // create: open that one, else report why creating failed.
+            Err(create_error) => DeltaTableBuilder::from_url(url)
                 .map_err(delta_err)?
                 .with_storage_options(lake.options().clone())
                 .load()
                 .await
-                .map_err(delta_err),
+                .map_err(|_| delta_err(create_error)),
         }
     }
 

@@ -6,7 +6,7 @@
 //! propagator is installed so `traceparent` crosses Kafka and gRPC.
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -149,7 +149,6 @@ fn tracer_provider(
         .with_http()
         .with_endpoint(traces_url)
         .with_timeout(std::time::Duration::from_secs(5))
-        .with_headers(Default::default())
         .build()?;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     Ok(SdkTracerProvider::builder()
@@ -160,4 +159,60 @@ fn tracer_provider(
                 .build(),
         )
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> (TelemetryConfig, Result<(), crate::ConfigError>) {
+        let mut env = EnvReader::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        let config = TelemetryConfig::from_env(&mut env, "svc");
+        (config, env.finish())
+    }
+
+    #[test]
+    fn defaults_log_text_without_export() {
+        let (config, ok) = config(&[]);
+        assert!(ok.is_ok());
+        assert_eq!(config.service_name, "svc");
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.log_filter, "info");
+        assert_eq!(config.otlp_endpoint, None);
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let (_, err) = config(&[
+            ("LOG_FORMAT", "xml"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ]);
+        let text = err.expect_err("invalid").to_string();
+        assert!(
+            text.contains("expected `text` or `json`, got `xml`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("expected an http:// or https:// URL"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_and_endpoint_are_read() {
+        let (config, ok) = config(&[
+            ("LOG_FORMAT", "JSON"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4318"),
+            ("OTEL_SERVICE_NAME", "ingest-eu"),
+        ]);
+        assert!(ok.is_ok());
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.otlp_endpoint.as_deref(), Some("http://otel:4318"));
+        assert_eq!(config.service_name, "ingest-eu");
+    }
 }

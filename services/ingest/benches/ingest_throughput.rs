@@ -98,10 +98,15 @@ async fn main() -> anyhow::Result<()> {
     let app = App::build(config).await?;
     let metrics = app.metrics();
     let shutdown = Shutdown::new();
-    let started = Instant::now();
     let running = tokio::spawn(app.run(shutdown.clone()));
+    // Like the raw consumer, the clock starts at the first record (group
+    // join and table creation are not throughput).
+    while metrics.consumed.get() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
     while metrics.written.get() < sent.total {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let ingest = report(
         "ingest into bronze (local fs)",
