@@ -91,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
         ("EVENTS_TOPIC".to_string(), topic.clone()),
         ("INGEST_GROUP_ID".to_string(), format!("ingest-{topic}")),
         ("ADMIN_ADDR".to_string(), "127.0.0.1:0".to_string()),
-        ("INGEST_BATCH_MAX_WAIT_MS".to_string(), "1000".to_string()),
+        ("INGEST_BATCH_MAX_WAIT_MS".to_string(), "250".to_string()),
     ]);
     let mut config = IngestConfig::from_env(&mut EnvReader::from_map(env))?;
     config.lake = LakeLocation::parse(dir.path().to_str().unwrap_or("."))?;

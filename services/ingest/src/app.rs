@@ -25,9 +25,6 @@ use crate::metrics::{IngestMetrics, label};
 use crate::writer::{BronzeWriter, CommitOutcome};
 
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
-/// A batch is also committed once no record has arrived for this long: when
-/// ingest has caught up, waiting for the size or age bound only adds latency.
-const IDLE_FLUSH: Duration = Duration::from_millis(200);
 
 /// A built, not yet running, ingest service.
 pub struct App {
@@ -209,7 +206,6 @@ struct Pipeline {
     partitions: HashMap<i32, PartitionState>,
     batch: Batch,
     batch_started: Option<Instant>,
-    last_record: Option<Instant>,
     topic: Arc<str>,
     failures: u32,
 }
@@ -259,7 +255,6 @@ impl Pipeline {
             partitions: HashMap::new(),
             batch: Batch::default(),
             batch_started: None,
-            last_record: None,
             failures: 0,
         })
     }
@@ -269,9 +264,7 @@ impl Pipeline {
         let consumer = self.consumer.clone();
         loop {
             let deadline = self.batch_started.map(|started| {
-                let by_age = started + self.config.batch_max_wait;
-                let by_idle = self.last_record.map_or(by_age, |last| last + IDLE_FLUSH);
-                tokio::time::Instant::from_std(by_age.min(by_idle))
+                tokio::time::Instant::from_std(started + self.config.batch_max_wait)
             });
             tokio::select! {
                 biased;
@@ -342,9 +335,7 @@ impl Pipeline {
             },
         );
         self.batch.cover(partition, state.committed, offset);
-        let now = Instant::now();
-        self.batch_started.get_or_insert(now);
-        self.last_record = Some(now);
+        self.batch_started.get_or_insert_with(Instant::now);
 
         let schema_version = headers::get(message.headers(), headers::SCHEMA_VERSION);
         match decode(message.payload(), schema_version) {
