@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Benchmarks that need the real broker: starts it, runs them, prints figures.
-#   ./scripts/bench.sh            ingest throughput vs raw consume
+# Benchmarks against the real components; each prints its figures.
+#   ./scripts/bench.sh            all of them
+#   ./scripts/bench.sh ingest     ingest throughput vs raw consume (needs the broker)
+#   ./scripts/bench.sh registry   registry query latency at 100k versions (needs Postgres)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
-"$REPO_ROOT/scripts/infra.sh" start kafka
+what="${1:-all}"
 eval "$("$REPO_ROOT/scripts/infra.sh" env)"
-cargo bench -p mlops-ingest --bench ingest_throughput
+if [ "$what" = all ] || [ "$what" = ingest ]; then
+  "$REPO_ROOT/scripts/infra.sh" start kafka
+  cargo bench --locked -p mlops-ingest --bench ingest_throughput
+fi
+if [ "$what" = all ] || [ "$what" = registry ]; then
+  cargo bench --locked -p mlops-model-registry --bench registry_queries
+fi

@@ -26,11 +26,18 @@ from dockerfile_parse import DockerfileParser
 
 UMBRELLA = "helm/mlops-platform"
 LIBRARY = "helm/mlops-common"
-SERVICES = {"producer": 9101, "ingest": 9102}
+SERVICES = {"producer": 9101, "ingest": 9102, "model-registry": 9104}
+REGISTRY, REGISTRY_GRPC_PORT = "model-registry", 50051
 RELEASE, NAMESPACE = "mlops", "mlops"
 NON_ROOT_UID = 65532
-# Env var names that hold credentials: they may only come from a Secret.
-SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|ACCOUNT_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
+# Env var names that hold credentials: they may only come from a Secret. A
+# *_FILE variable names a file (a mounted Secret), not the credential.
+SECRET_NAME = re.compile(
+    r"(SECRET|PASSWORD|PASSWD|TOKEN|ACCOUNT_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)(?!.*_FILE$)", re.I
+)
+# A URL with a literal password in it (postgres://user:password@host/db); a
+# $(VAR) reference is fine.
+URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:([^/@\s$][^/@\s]*)@")
 
 
 class CheckFailed(Exception):
@@ -177,6 +184,8 @@ def platform_rules(docs: list[dict[str, Any]]) -> list[str]:
             for e in c.get("env", []):
                 if SECRET_NAME.search(e["name"]) and "value" in e:
                     problems.append(f"{cw}: env {e['name']} has an inline value (use a secretKeyRef)")
+                if URL_PASSWORD.match(str(e.get("value", ""))):
+                    problems.append(f"{cw}: env {e['name']} has a password in its URL (use a secretKeyRef)")
             if c["name"] not in SERVICES:
                 continue
             port = SERVICES[c["name"]]
@@ -235,6 +244,80 @@ def container(docs: list[dict[str, Any]], component: str) -> dict[str, Any]:
     return pod_spec(d)["containers"][0]
 
 
+def registry_rules(docs: list[dict[str, Any]], migration_job: bool = True) -> list[str]:
+    """The model registry: gRPC on the pod and the Service, the database URL
+    from a Secret, and the migrations run by a hook Job before the Deployment
+    changes (or by the pods at start when the Job is off)."""
+    problems = []
+    c = container(docs, REGISTRY)
+    env = env_of(c)
+    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+    if ports.get("grpc") != REGISTRY_GRPC_PORT:
+        problems.append(f"{REGISTRY}: container port grpc is not {REGISTRY_GRPC_PORT}: {c.get('ports')!r}")
+    if env.get("REGISTRY_GRPC_ADDR", {}).get("value") != f"0.0.0.0:{REGISTRY_GRPC_PORT}":
+        addr = env.get("REGISTRY_GRPC_ADDR")
+        problems.append(f"{REGISTRY}: REGISTRY_GRPC_ADDR does not match the gRPC port: {addr!r}")
+    svc = by_name(docs, "Service", REGISTRY)
+    svc_ports = {p["name"]: p for p in (svc or {"spec": {"ports": []}})["spec"]["ports"]}
+    grpc = svc_ports.get("grpc", {})
+    if (
+        grpc.get("port") != REGISTRY_GRPC_PORT
+        or grpc.get("targetPort") not in ("grpc", REGISTRY_GRPC_PORT)
+        or grpc.get("appProtocol") != "grpc"
+    ):
+        problems.append(f"{REGISTRY}: Service has no port grpc {REGISTRY_GRPC_PORT} (appProtocol grpc): {grpc!r}")
+    if "admin" not in svc_ports:
+        problems.append(f"{REGISTRY}: Service lacks the admin port")
+    db = env.get("DATABASE_URL", {})
+    db_ref = db.get("valueFrom", {}).get("secretKeyRef", {})
+    if "value" in db or not db_ref.get("name") or not db_ref.get("key"):
+        problems.append(f"{REGISTRY}: DATABASE_URL does not come from a secretKeyRef: {db!r}")
+    if not env.get("ARTIFACTS_URL", {}).get("value"):
+        problems.append(f"{REGISTRY}: ARTIFACTS_URL is not set")
+    if "LAKE_URL" in env:
+        problems.append(f"{REGISTRY}: LAKE_URL is set (the registry stores artifacts under ARTIFACTS_URL)")
+    job = by_name(docs, "Job", f"{REGISTRY}-migrate")
+    migrate = env.get("REGISTRY_MIGRATE", {}).get("value")
+    if not migration_job:
+        if job is not None:
+            problems.append(f"{REGISTRY}: migration Job rendered although migrations.job=false")
+        if migrate != "true":
+            problems.append(f"{REGISTRY}: REGISTRY_MIGRATE is {migrate!r} without a migration Job, expected 'true'")
+        return problems
+    if migrate != "false":
+        problems.append(f"{REGISTRY}: REGISTRY_MIGRATE is {migrate!r} although a Job migrates, expected 'false'")
+    if job is None:
+        return problems + [f"{REGISTRY}: no migration Job"]
+    who = ident(job)
+    notes = job["metadata"]["annotations"]
+    if set(notes.get("helm.sh/hook", "").split(",")) != {"pre-install", "pre-upgrade"}:
+        problems.append(f"{who}: helm.sh/hook is {notes.get('helm.sh/hook')!r}, expected pre-install,pre-upgrade")
+    policy = set(notes.get("helm.sh/hook-delete-policy", "").split(","))
+    if not {"before-hook-creation", "hook-succeeded"} <= policy:
+        problems.append(f"{who}: hook-delete-policy lacks before-hook-creation,hook-succeeded: {policy}")
+    spec = job["spec"]
+    for key in ("backoffLimit", "ttlSecondsAfterFinished"):
+        if not isinstance(spec.get(key), int):
+            problems.append(f"{who}: {key} is not set")
+    pod = pod_spec(job)
+    if pod.get("restartPolicy") not in ("Never", "OnFailure"):
+        problems.append(f"{who}: restartPolicy is {pod.get('restartPolicy')!r}")
+    jc = pod["containers"][0]
+    if jc.get("args") != ["migrate"] or jc.get("command"):
+        run = f"command {jc.get('command')!r} args {jc.get('args')!r}"
+        problems.append(f"{who}: does not run `{REGISTRY} migrate`: {run}")
+    if jc.get("image") != c["image"]:
+        problems.append(f"{who}: image {jc.get('image')} differs from the Deployment's {c['image']}")
+    jenv = env_of(jc)
+    for name in ("DATABASE_URL", "DATABASE_WAIT_SECONDS", "DATABASE_MAX_CONNECTIONS"):
+        if jenv.get(name) != env.get(name):
+            problems.append(f"{who}: env {name} differs from the Deployment's: {jenv.get(name)!r}")
+    sel = (svc or {"spec": {}})["spec"].get("selector", {})
+    if sel and sel.items() <= pod_labels(job).items():
+        problems.append(f"{who}: the Service selects the migration pod")
+    return problems
+
+
 def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
     problems = []
     ingest = by_name(docs, "Deployment", "ingest")
@@ -270,19 +353,89 @@ def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
         problems.append("producer: PRODUCER_RATE is not 1000")
     if "OTEL_EXPORTER_OTLP_ENDPOINT" not in env_of(p):
         problems.append("producer: OTEL_EXPORTER_OTLP_ENDPOINT is missing")
-    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
-    if [m["metadata"]["labels"]["app.kubernetes.io/name"] for m in monitors] != ["ingest"]:
-        problems.append("expected a ServiceMonitor for ingest only (producer opts out)")
-    elif monitors[0]["metadata"]["labels"].get("release") != "kube-prometheus-stack":
+    monitors = {m["metadata"]["labels"]["app.kubernetes.io/name"]: m for m in docs if m["kind"] == "ServiceMonitor"}
+    if sorted(monitors) != ["ingest", REGISTRY]:
+        problems.append(
+            f"expected ServiceMonitors for ingest and {REGISTRY} only (producer opts out): {sorted(monitors)}"
+        )
+    elif any(m["metadata"]["labels"].get("release") != "kube-prometheus-stack" for m in monitors.values()):
         problems.append("ServiceMonitor lacks the global label release=kube-prometheus-stack")
-    elif monitors[0]["spec"]["endpoints"][0]["interval"] != "10s":
+    elif monitors["ingest"]["spec"]["endpoints"][0]["interval"] != "10s":
         problems.append("ServiceMonitor interval is not the chart's 10s")
-    sa = by_name(docs, "ServiceAccount", "ingest")
-    if not sa or "eks.amazonaws.com/role-arn" not in sa["metadata"]["annotations"]:
-        problems.append("ingest: ServiceAccount lacks the IRSA annotation")
+    elif monitors[REGISTRY]["spec"]["endpoints"][0]["interval"] != "15s":
+        problems.append(f"{REGISTRY}: ServiceMonitor interval is not the global 15s")
+    for s in ("ingest", REGISTRY):
+        sa = by_name(docs, "ServiceAccount", s)
+        if not sa or "eks.amazonaws.com/role-arn" not in sa["metadata"]["annotations"]:
+            problems.append(f"{s}: ServiceAccount lacks the IRSA annotation")
+    problems += registry_rules(docs)
+    problems += scenario_s3_registry(docs)
     for w in workloads(docs):
         if pod_spec(w).get("imagePullSecrets") != [{"name": "registry-credentials"}]:
             problems.append(f"{ident(w)}: imagePullSecrets not set from global")
+    return problems
+
+
+def scenario_s3_registry(docs: list[dict[str, Any]]) -> list[str]:
+    problems = []
+    deploy = by_name(docs, "Deployment", REGISTRY)
+    if deploy is None or deploy["spec"]["replicas"] != 3:
+        problems.append(f"{REGISTRY}: expected a Deployment with 3 replicas")
+    if by_name(docs, "PodDisruptionBudget", REGISTRY) is None:
+        problems.append(f"{REGISTRY}: expected a PodDisruptionBudget with 3 replicas")
+    c = container(docs, REGISTRY)
+    env = env_of(c)
+    want_plain = {
+        "ARTIFACTS_URL": "s3://telecom-models/registry/",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": "http://minio.storage:9000",
+        "AWS_ALLOW_HTTP": "true",
+        "DATABASE_MAX_CONNECTIONS": "20",
+        "DATABASE_WAIT_SECONDS": "120",
+        "REGISTRY_EVENTS": "kafka",
+        "REGISTRY_EVENTS_TOPIC": "registry.events.prod.v1",
+        "REGISTRY_OUTBOX_INTERVAL_MS": "250",
+        "REGISTRY_PROTECTED_ALIASES": "champion,production",
+        "REGISTRY_MAX_ARTIFACT_BYTES": "8589934592",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
+    }
+    for k, v in want_plain.items():
+        if env.get(k, {}).get("value") != v:
+            problems.append(f"{REGISTRY}: env {k} is {env.get(k)!r}, expected {v!r}")
+    ref = env.get("DATABASE_URL", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    if ref != {"name": "registry-postgres", "key": "database-url"}:
+        problems.append(f"{REGISTRY}: DATABASE_URL does not reference registry-postgres/database-url: {ref!r}")
+    # The artifacts' own Secret replaces the lake's.
+    for k, key in (("AWS_ACCESS_KEY_ID", "access-key"), ("AWS_SECRET_ACCESS_KEY", "secret-key")):
+        ref = env.get(k, {}).get("valueFrom", {}).get("secretKeyRef", {})
+        if ref != {"name": "registry-artifacts-s3", "key": key}:
+            problems.append(f"{REGISTRY}: env {k} does not reference registry-artifacts-s3/{key}: {env.get(k)!r}")
+    # The bootstrap token: a read-only file from the Secret, never an env value.
+    if "REGISTRY_BOOTSTRAP_TOKEN" in env:
+        problems.append(f"{REGISTRY}: REGISTRY_BOOTSTRAP_TOKEN is set; expected the token as a file")
+    token_file = env.get("REGISTRY_BOOTSTRAP_TOKEN_FILE", {}).get("value", "")
+    volumes = {v["name"]: v for v in pod_spec(deploy or {"spec": {"template": {"spec": {}}}}).get("volumes", [])}
+    mounts = c.get("volumeMounts", [])
+    mount = next((m for m in mounts if token_file.startswith(m["mountPath"].rstrip("/") + "/")), None)
+    if not token_file or mount is None:
+        problems.append(f"{REGISTRY}: REGISTRY_BOOTSTRAP_TOKEN_FILE {token_file!r} is not on a mounted volume")
+    else:
+        secret = volumes.get(mount["name"], {}).get("secret", {})
+        items = {i["key"]: i["path"] for i in secret.get("items", [])}
+        if secret.get("secretName") != "registry-bootstrap" or not mount.get("readOnly"):
+            problems.append(f"{REGISTRY}: the token is not mounted read-only from Secret registry-bootstrap")
+        elif token_file != f"{mount['mountPath'].rstrip('/')}/{items.get('admin-token')}":
+            problems.append(f"{REGISTRY}: REGISTRY_BOOTSTRAP_TOKEN_FILE does not name key admin-token of the Secret")
+    if c["image"] != "registry.example.com/mlops/mlops-model-registry:1.2.4":
+        problems.append(f"{REGISTRY}: image is {c['image']}, expected the chart's own tag")
+    job = by_name(docs, "Job", f"{REGISTRY}-migrate")
+    if job is not None:
+        if pod_spec(job).get("serviceAccountName") != "registry-migrations":
+            problems.append(f"{REGISTRY}: migration Job does not use migrations.serviceAccountName")
+        if job["spec"].get("backoffLimit") != 1:
+            problems.append(f"{REGISTRY}: migration Job backoffLimit is not 1")
+        if pod_spec(job).get("nodeSelector") != {"kubernetes.io/os": "linux"}:
+            problems.append(f"{REGISTRY}: migration Job lacks the nodeSelector")
     return problems
 
 
@@ -309,13 +462,32 @@ def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
         problems.append("ingest: existing service account not used")
     if by_name(docs, "ServiceAccount", "ingest") is not None:
         problems.append("ingest: ServiceAccount created although serviceAccount.create=false")
+    problems += registry_rules(docs, migration_job=False)
+    r = container(docs, REGISTRY)
+    renv = env_of(r)
+    want_plain = {
+        "ARTIFACTS_URL": "az://telecom-models/registry/",
+        "AZURE_STORAGE_ACCOUNT_NAME": "telecomlake",
+        "REGISTRY_EVENTS": "off",
+    }
+    for k, v in want_plain.items():
+        if renv.get(k, {}).get("value") != v:
+            problems.append(f"{REGISTRY}: env {k} is {renv.get(k)!r}, expected {v!r}")
+    if r.get("envFrom") != [{"secretRef": {"name": "lake-azure-credentials"}}]:
+        problems.append(f"{REGISTRY}: envFrom is {r.get('envFrom')!r}, expected the lake Secret (no artifacts Secret)")
+    if by_name(docs, "PodDisruptionBudget", REGISTRY) is not None:
+        problems.append(f"{REGISTRY}: PodDisruptionBudget with a single replica")
     return problems
 
 
 def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
     problems = []
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
-    want = sorted(f"{k}/{RELEASE}-{s}" for s in SERVICES for k in ("Deployment", "Service", "ServiceAccount"))
+    want = sorted(
+        [f"{k}/{RELEASE}-{s}" for s in SERVICES for k in ("Deployment", "Service", "ServiceAccount")]
+        # The registry runs 2 replicas and migrates in a hook Job by default.
+        + [f"PodDisruptionBudget/{RELEASE}-{REGISTRY}", f"Job/{RELEASE}-{REGISTRY}-migrate"]
+    )
     if kinds != want:
         problems.append(f"default render has {kinds}, expected {want}")
     for s in SERVICES:
@@ -324,6 +496,10 @@ def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
             problems.append(f"{s}: OTEL_EXPORTER_OTLP_ENDPOINT set although no endpoint is configured")
         if c.get("envFrom"):
             problems.append(f"{s}: envFrom set although no Secret is referenced")
+    problems += registry_rules(docs)
+    env = env_of(container(docs, REGISTRY))
+    if any(k.startswith("REGISTRY_BOOTSTRAP_TOKEN") for k in env):
+        problems.append(f"{REGISTRY}: a bootstrap token is set although no Secret is referenced")
     return problems
 
 
@@ -373,6 +549,7 @@ def check_jsonschema(root: Path, schema: str, files: list[Path]) -> list[str]:
 
 
 INTERPOLATED = re.compile(r"^\$\{[A-Z0-9_]+(:?-[^}]*)?\}$")
+INTERPOLATION = re.compile(r"\$\{[A-Z0-9_]+(:?-[^}]*)?\}")
 
 
 def compose_rules(root: Path) -> list[str]:
@@ -397,6 +574,9 @@ def compose_rules(root: Path) -> list[str]:
         for k, v in env.items():
             if SECRET_NAME.search(k) and not INTERPOLATED.match(str(v)):
                 problems.append(f"{name}: {k} is a literal; use ${{VAR:-local-default}}")
+            # A password inside a URL must be interpolated too.
+            if URL_PASSWORD.match(INTERPOLATION.sub("${}", str(v))):
+                problems.append(f"{name}: {k} has a literal password in its URL; use ${{VAR:-local-default}}")
     for want in ("kafka", "minio", "minio-init", "postgres", "otel-collector", "prometheus", *SERVICES):
         if want not in services:
             problems.append(f"service {want} is missing")
@@ -417,6 +597,7 @@ def compose_rules(root: Path) -> list[str]:
     ing = services.get("ingest", {}).get("environment", {})
     if not str(ing.get("LAKE_URL", "")).startswith("s3://lake") or ing.get("AWS_ENDPOINT_URL") != "http://minio:9000":
         problems.append("ingest: must write s3://lake/ on MinIO")
+    problems += compose_registry_rules(services)
     prom = yaml.safe_load((root / "deploy/compose/prometheus.yml").read_text())
     targets = {t for job in prom["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
     for s, port in SERVICES.items():
@@ -430,6 +611,32 @@ def compose_rules(root: Path) -> list[str]:
             for comp in pipeline.get(kind, []):
                 if comp not in otel.get(kind, {}):
                     problems.append(f"otel collector pipeline uses undefined {kind[:-1]} {comp}")
+    return problems
+
+
+def compose_registry_rules(services: dict[str, Any]) -> list[str]:
+    """The registry keeps its metadata in the stack's Postgres and its
+    artifacts in a MinIO bucket that minio-init creates."""
+    problems = []
+    reg = services.get(REGISTRY, {})
+    env = reg.get("environment", {})
+    if not re.match(r"^postgres(ql)?://[^@/]*@postgres:5432/", str(env.get("DATABASE_URL", ""))):
+        problems.append(f"{REGISTRY}: DATABASE_URL must point at the postgres service: {env.get('DATABASE_URL')!r}")
+    deps = reg.get("depends_on", {})
+    deps = deps if isinstance(deps, dict) else {d: {} for d in deps}
+    if deps.get("postgres", {}).get("condition") != "service_healthy":
+        problems.append(f"{REGISTRY}: must wait for postgres to be healthy (depends_on condition service_healthy)")
+    if deps.get("minio-init", {}).get("condition") != "service_completed_successfully":
+        problems.append(f"{REGISTRY}: must wait for minio-init to create the artifacts bucket")
+    ports = [str(p) for p in reg.get("ports", [])]
+    if env.get("REGISTRY_GRPC_ADDR") != f"0.0.0.0:{REGISTRY_GRPC_PORT}" or not any(
+        p.endswith(f":{REGISTRY_GRPC_PORT}") for p in ports
+    ):
+        problems.append(f"{REGISTRY}: gRPC must listen on and publish {REGISTRY_GRPC_PORT}")
+    bucket = re.match(r"^s3://([^/]+)", str(env.get("ARTIFACTS_URL", "")))
+    init = str(services.get("minio-init", {}).get("command", ""))
+    if not bucket or env.get("AWS_ENDPOINT_URL") != "http://minio:9000" or f"local/{bucket.group(1)}" not in init:
+        problems.append(f"{REGISTRY}: ARTIFACTS_URL must be an s3:// bucket on MinIO that minio-init creates")
     return problems
 
 
@@ -459,7 +666,14 @@ def dockerfile_rules(root: Path) -> list[str]:
         problems.append("builder stage must be FROM rust:1.95-slim-bookworm")
     else:
         runs = " ".join(i["value"] for i in builder["ins"] if i["instruction"] == "RUN")
-        for needle in ("--locked", "--release", "-p mlops-producer", "-p mlops-ingest", "--mount=type=cache"):
+        for needle in (
+            "--locked",
+            "--release",
+            "-p mlops-producer",
+            "-p mlops-ingest",
+            "-p mlops-model-registry",
+            "--mount=type=cache",
+        ):
             if needle not in runs:
                 problems.append(f"builder: cargo build lacks {needle}")
     final = order[-1]
@@ -524,12 +738,18 @@ def main() -> int:
         scenarios[f"ci/{f.name}"] = (load_values(f), extra.get(f.name, lambda _docs: []))
 
     # The service charts take their globals from the umbrella chart.
-    umbrella_globals = {"global": load_values(root / UMBRELLA / "values.yaml")["global"]}
+    # The service charts take their globals (and the values the umbrella sets
+    # for them, such as the registry's required Secret name) from the umbrella.
+    umbrella_values = load_values(root / UMBRELLA / "values.yaml")
+
+    def chart_values(s: str) -> dict[str, Any]:
+        return {"global": umbrella_values["global"], **umbrella_values.get(s, {})}
+
     checks.run(
         "helm lint (strict) of the library and service charts",
         lambda: expect(
             lint(root, LIBRARY, None, versions[0])
-            + [p for s in SERVICES for p in lint(root, f"{UMBRELLA}/charts/{s}", umbrella_globals, versions[0])]
+            + [p for s in SERVICES for p in lint(root, f"{UMBRELLA}/charts/{s}", chart_values(s), versions[0])]
         ),
     )
     for label, (values, specific) in scenarios.items():
@@ -557,6 +777,22 @@ def main() -> int:
             "inline secret in extraEnv",
             {"ingest": {"extraEnv": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "hunter2"}]}},
             r"inline value",
+        ),
+        (
+            "model-registry without database.existingSecret",
+            {REGISTRY: {"database": {"existingSecret": ""}}},
+            r"database\.existingSecret is required",
+        ),
+        ("model-registry without artifacts.url", {REGISTRY: {"artifacts": {"url": ""}}}, r"artifacts\.url is required"),
+        (
+            "a database URL with a password in extraEnv",
+            {REGISTRY: {"extraEnv": [{"name": "DATABASE_URL", "value": "postgres://reg:hunter2@db:5432/registry"}]}},
+            r"password in its URL",
+        ),
+        (
+            "model-registry.protectedAliases: [Champion]",
+            {REGISTRY: {"protectedAliases": ["Champion"]}},
+            r"protectedAliases",
         ),
     ]
     for label, values, needle in rejections:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command for the local platform on embedded defaults (README "Run the
 # platform"): a Kafka-protocol broker (tansu, in memory), the producer (a
-# backfill, then live events) and ingest writing bronze to ./data/lake.
+# backfill, then live events), ingest writing bronze to ./data/lake, and the
+# model registry on SQLite (./data/registry.db) with artifacts in
+# ./data/artifacts.
 # Ctrl-C stops everything; the lake stays on disk.
 #
 # Settings: KAFKA_PORT (9092), LAKE_URL (./data/lake), PRODUCER_SUBSCRIBERS
@@ -21,7 +23,8 @@ STACK_LOGS="$REPO_ROOT/data/logs"
 mkdir -p "$STACK_LOGS"
 
 log "building the services ($PROFILE profile)"
-cargo build --profile "$PROFILE" --locked -p mlops-producer -p mlops-ingest
+cargo build --profile "$PROFILE" --locked -p mlops-producer -p mlops-ingest \
+  -p mlops-model-registry -p mlops-registry-client
 BIN_DIR="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 
 pids=()
@@ -35,6 +38,20 @@ trap cleanup EXIT
 trap "exit 130" INT TERM
 
 TEST_KAFKA_PORT="$KAFKA_PORT" "$REPO_ROOT/scripts/infra.sh" start kafka
+
+# The registry's bootstrap admin token: made once, kept out of the repo
+# (data/ is git-ignored) and readable by this user only.
+TOKEN_FILE="$REPO_ROOT/data/registry-admin-token"
+if [ ! -s "$TOKEN_FILE" ]; then
+  (umask 077; printf 'mlops_%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$TOKEN_FILE")
+fi
+log "starting model-registry (gRPC: 127.0.0.1:50051, admin: http://127.0.0.1:9104/metrics)"
+ADMIN_ADDR=127.0.0.1:9104 REGISTRY_GRPC_ADDR=127.0.0.1:50051 \
+  DATABASE_URL="sqlite://$REPO_ROOT/data/registry.db?mode=rwc" ARTIFACTS_URL="$REPO_ROOT/data/artifacts" \
+  REGISTRY_BOOTSTRAP_TOKEN_FILE="$TOKEN_FILE" \
+  "$BIN_DIR/model-registry" 2>"$STACK_LOGS/model-registry.log" &
+pids+=($!)
+log "registry CLI: export MLOPS_TOKEN=\$(cat $TOKEN_FILE); $BIN_DIR/mlops models list"
 
 log "starting ingest (admin: http://127.0.0.1:9102/metrics, lake: $LAKE_URL)"
 ADMIN_ADDR=127.0.0.1:9102 INGEST_BATCH_MAX_WAIT_MS=2000 INGEST_RESUME=scan \

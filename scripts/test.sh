@@ -13,6 +13,18 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# The test tools (tansu above all) build while clippy runs: on a fresh machine
+# this overlaps the two longest steps.
+INSTALL_LOG="$MLOPS_CACHE_DIR/install.log"
+mkdir -p "$MLOPS_CACHE_DIR"
+"$REPO_ROOT/scripts/infra.sh" install >"$INSTALL_LOG" 2>&1 &
+INSTALL_PID=$!
+cleanup() {
+  kill "$INSTALL_PID" 2>/dev/null || true
+  "$REPO_ROOT/scripts/infra.sh" stop
+}
+trap cleanup EXIT
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -20,10 +32,15 @@ log "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "starting test infrastructure (Kafka-protocol broker, S3 server, Azurite)"
-"$REPO_ROOT/scripts/infra.sh" install
-trap '"$REPO_ROOT/scripts/infra.sh" stop' EXIT
+if ! wait "$INSTALL_PID"; then
+  tail -40 "$INSTALL_LOG" >&2
+  die "installing the test tools failed (log: $INSTALL_LOG)"
+fi
 "$REPO_ROOT/scripts/infra.sh" start kafka s3 azure
 eval "$("$REPO_ROOT/scripts/infra.sh" env)"
+pg_hostport="${TEST_DATABASE_URL#*@}"; pg_hostport="${pg_hostport%%/*}"
+(exec 3<>"/dev/tcp/${pg_hostport%:*}/${pg_hostport#*:}") 2>/dev/null \
+  || die "Postgres is not reachable at $pg_hostport (TEST_DATABASE_URL): the registry tests need it"
 
 log "cargo nextest (unit and integration tests)"
 cargo nextest run --workspace --locked --no-fail-fast

@@ -1,19 +1,22 @@
 {{/*
 The Deployment every service runs as. Call with
-  (dict "root" . "env" "<chart>.env" "envFrom" "<chart>.envFrom")
-where env/envFrom name templates in the calling chart that return YAML lists
-(either may be omitted). The security context is fixed on purpose: it meets
-the Kubernetes "restricted" Pod Security Standard and is what the images are
-built for (UID 65532, read-only root, writable /tmp only).
+  (dict "root" . "env" "<chart>.env" "envFrom" "<chart>.envFrom"
+        "volumes" "<chart>.volumes" "volumeMounts" "<chart>.volumeMounts")
+where env/envFrom/volumes/volumeMounts name templates in the calling chart
+that return YAML lists (any may be omitted); volumes and mounts are added to
+the fixed /tmp emptyDir. A chart with a grpc.port value gets a second
+container port named `grpc`. The security context is fixed on purpose: it
+meets the Kubernetes "restricted" Pod Security Standard and is what the
+images are built for (UID 65532, read-only root, writable /tmp only).
 */}}
 {{- define "mlops-common.deployment" -}}
 {{- $root := .root -}}
 {{- $v := $root.Values -}}
-{{- $global := $v.global | default dict -}}
 {{- include "mlops-common.assertNoInlineSecrets" $root -}}
 {{- $envFrom := "" -}}
 {{- if .envFrom }}{{- $envFrom = include .envFrom $root | trim -}}{{- end -}}
 {{- with $v.extraEnvFrom }}{{- $envFrom = printf "%s\n%s" $envFrom (toYaml .) | trim -}}{{- end -}}
+{{- $grpcPort := ($v.grpc | default dict).port -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -47,23 +50,14 @@ spec:
       automountServiceAccountToken: {{ $v.serviceAccount.automountToken }}
       enableServiceLinks: false
       terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
-      {{- $pullSecrets := concat ($global.imagePullSecrets | default list) ($v.image.pullSecrets | default list) }}
-      {{- with $pullSecrets }}
-      imagePullSecrets:
-        {{- range . }}
-        - name: {{ . }}
-        {{- end }}
+      {{- with include "mlops-common.imagePullSecrets" $root | trim }}
+      {{- . | nindent 6 }}
       {{- end }}
       {{- with $v.priorityClassName }}
       priorityClassName: {{ . }}
       {{- end }}
       securityContext:
-        runAsNonRoot: true
-        runAsUser: 65532
-        runAsGroup: 65532
-        fsGroup: 65532
-        seccompProfile:
-          type: RuntimeDefault
+        {{- include "mlops-common.podSecurityContext" $root | nindent 8 }}
       containers:
         - name: {{ $root.Chart.Name }}
           image: {{ include "mlops-common.image" $root | quote }}
@@ -76,6 +70,11 @@ spec:
             - name: admin
               containerPort: {{ $v.admin.port }}
               protocol: TCP
+            {{- with $grpcPort }}
+            - name: grpc
+              containerPort: {{ . }}
+              protocol: TCP
+            {{- end }}
           env:
             {{- include "mlops-common.commonEnv" $root | nindent 12 }}
             {{- if .env }}
@@ -111,24 +110,20 @@ spec:
           resources:
             {{- toYaml $v.resources | nindent 12 }}
           securityContext:
-            runAsNonRoot: true
-            runAsUser: 65532
-            runAsGroup: 65532
-            readOnlyRootFilesystem: true
-            allowPrivilegeEscalation: false
-            privileged: false
-            capabilities:
-              drop:
-                - ALL
-            seccompProfile:
-              type: RuntimeDefault
+            {{- include "mlops-common.containerSecurityContext" $root | nindent 12 }}
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- with and .volumeMounts (include .volumeMounts $root | trim) }}
+            {{- . | nindent 12 }}
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $v.tmpSizeLimit }}
+        {{- with and .volumes (include .volumes $root | trim) }}
+        {{- . | nindent 8 }}
+        {{- end }}
       {{- with $v.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
@@ -145,4 +140,44 @@ spec:
       topologySpreadConstraints:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+{{- end -}}
+
+
+{{/*
+The fixed security settings, shared by every workload of the platform
+(the Deployment above and any Job a chart runs). Take the root context.
+*/}}
+{{- define "mlops-common.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "mlops-common.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* imagePullSecrets: global.imagePullSecrets plus the chart's image.pullSecrets. */}}
+{{- define "mlops-common.imagePullSecrets" -}}
+{{- $global := .Values.global | default dict -}}
+{{- $pullSecrets := concat ($global.imagePullSecrets | default list) (.Values.image.pullSecrets | default list) -}}
+{{- with $pullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
 {{- end -}}

@@ -33,16 +33,38 @@ Kafka. Takes the including chart's root context.
 {{- end -}}
 
 {{/*
-Object storage: the lake URL and the non-secret S3/Azure settings as plain
-env; credentials only by reference to an existing Secret.
+The lake: LAKE_URL plus the storage settings and credentials of global.lake.
+Takes the including chart's root context.
 */}}
 {{- define "mlops-common.lakeEnv" -}}
 {{- $lake := (.Values.global | default dict).lake | default dict -}}
+- name: LAKE_URL
+  value: {{ required "global.lake.url is required (s3://bucket/, az://container/ or file:///path)" $lake.url | quote }}
+{{- with include "mlops-common.storageEnv" (dict "root" .) | trim }}
+{{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* envFrom for the lake Secret when it is used whole (no key mapping). */}}
+{{- define "mlops-common.lakeEnvFrom" -}}
+{{- include "mlops-common.storageEnvFrom" (dict "root" .) -}}
+{{- end -}}
+
+{{/*
+Object storage without a URL: the non-secret S3/Azure settings of
+global.lake as plain env; credentials only by reference to an existing
+Secret. Call with
+  (dict "root" . "credentials" <dict with existingSecret and keys>)
+where credentials (same shape as global.lake.credentials) replace
+global.lake.credentials when their existingSecret is set: a chart whose
+storage is not the lake can name its own Secret this way.
+*/}}
+{{- define "mlops-common.storageEnv" -}}
+{{- $lake := (.root.Values.global | default dict).lake | default dict -}}
 {{- $s3 := $lake.s3 | default dict -}}
 {{- $azure := $lake.azure | default dict -}}
 {{- $creds := $lake.credentials | default dict -}}
-- name: LAKE_URL
-  value: {{ required "global.lake.url is required (s3://bucket/, az://container/ or file:///path)" $lake.url | quote }}
+{{- if (.credentials | default dict).existingSecret }}{{- $creds = .credentials -}}{{- end -}}
 {{- with $s3.region }}
 - name: AWS_REGION
   value: {{ . | quote }}
@@ -70,9 +92,14 @@ env; credentials only by reference to an existing Secret.
 {{- end }}
 {{- end -}}
 
-{{/* envFrom for the lake Secret when it is used whole (no key mapping). */}}
-{{- define "mlops-common.lakeEnvFrom" -}}
-{{- $creds := (((.Values.global | default dict).lake | default dict).credentials) | default dict -}}
+{{/*
+envFrom for the storage Secret when it is used whole (no key mapping). Same
+arguments as mlops-common.storageEnv.
+*/}}
+{{- define "mlops-common.storageEnvFrom" -}}
+{{- $lake := (.root.Values.global | default dict).lake | default dict -}}
+{{- $creds := $lake.credentials | default dict -}}
+{{- if (.credentials | default dict).existingSecret }}{{- $creds = .credentials -}}{{- end -}}
 {{- if and $creds.existingSecret (not $creds.keys) }}
 - secretRef:
     name: {{ $creds.existingSecret }}
@@ -81,12 +108,17 @@ env; credentials only by reference to an existing Secret.
 
 {{/*
 Fails the render when extraEnv carries a literal value for something that
-looks like a credential: such values belong in a Secret (valueFrom).
+looks like a credential (a *_FILE name holds a path, so it may), or a URL
+with a literal password in it such as a DATABASE_URL (a $(VAR) reference is
+fine): such values belong in a Secret (valueFrom).
 */}}
 {{- define "mlops-common.assertNoInlineSecrets" -}}
 {{- range .Values.extraEnv }}
-{{- if and (hasKey . "value") (regexMatch "(?i)(SECRET|PASSWORD|PASSWD|TOKEN|ACCOUNT_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)" .name) }}
+{{- if and (hasKey . "value") (regexMatch "(?i)(SECRET|PASSWORD|PASSWD|TOKEN|ACCOUNT_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)" .name) (not (hasSuffix "_FILE" (upper .name))) }}
 {{- fail (printf "extraEnv %s has an inline value: reference a Secret with valueFrom.secretKeyRef instead" .name) }}
+{{- end }}
+{{- if and (hasKey . "value") (regexMatch "^[A-Za-z][A-Za-z0-9+.-]*://[^/@\\s:]*:[^/@\\s$][^/@\\s]*@" (toString .value)) }}
+{{- fail (printf "extraEnv %s has an inline value with a password in its URL: reference a Secret with valueFrom.secretKeyRef instead" .name) }}
 {{- end }}
 {{- end }}
 {{- end -}}

@@ -1,4 +1,7 @@
-{{/* ClusterIP Service for the admin port (/livez, /readyz, /metrics). */}}
+{{/*
+ClusterIP Service for the admin port (/livez, /readyz, /metrics), plus the
+gRPC port (named `grpc`, appProtocol grpc) of a chart with a grpc.port value.
+*/}}
 {{- define "mlops-common.service" -}}
 apiVersion: v1
 kind: Service
@@ -16,6 +19,13 @@ spec:
       port: {{ .Values.admin.port }}
       targetPort: admin
       protocol: TCP
+    {{- with (.Values.grpc | default dict).port }}
+    - name: grpc
+      port: {{ . }}
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: grpc
+    {{- end }}
 {{- end -}}
 
 {{- define "mlops-common.serviceAccount" -}}

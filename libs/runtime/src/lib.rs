@@ -4,10 +4,12 @@
 
 pub mod admin;
 pub mod config;
+pub mod error_code;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use admin::{AdminServer, Readiness};
 pub use config::{ConfigError, EnvReader};
+pub use error_code::ErrorCode;
 pub use shutdown::Shutdown;
 pub use telemetry::{TelemetryConfig, TelemetryGuard};

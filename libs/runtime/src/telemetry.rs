@@ -161,6 +161,48 @@ fn tracer_provider(
         .build())
 }
 
+/// The current span's trace context as W3C headers (`traceparent`, and
+/// `tracestate` when set), for outgoing gRPC metadata or HTTP headers.
+pub fn current_trace_headers() -> Vec<(String, String)> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    struct Collect(Vec<(String, String)>);
+    impl opentelemetry::propagation::Injector for Collect {
+        fn set(&mut self, key: &str, value: String) {
+            self.0.push((key.to_string(), value));
+        }
+    }
+    let context = tracing::Span::current().context();
+    let mut carrier = Collect(Vec::new());
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
+    carrier.0
+}
+
+/// Makes `span` a child of the trace named by incoming headers; `get` looks
+/// a header up by its lowercase name (`traceparent`, `tracestate`).
+pub fn continue_trace_from<'a>(span: &tracing::Span, get: impl Fn(&str) -> Option<&'a str>) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    struct Carrier(std::collections::HashMap<&'static str, String>);
+    impl opentelemetry::propagation::Extractor for Carrier {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).map(String::as_str)
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().copied().collect()
+        }
+    }
+    let carrier = Carrier(
+        ["traceparent", "tracestate"]
+            .into_iter()
+            .filter_map(|key| Some((key, get(key)?.to_string())))
+            .collect(),
+    );
+    if carrier.0.is_empty() {
+        return;
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+    let _ = span.set_parent(parent);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,6 +109,25 @@ impl Scenario {
         Replica::spawn(&self.env, Some(format!("replica-{i}")), &self.log(i))
     }
 
+    /// Waits until replica `i`'s latest incarnation has been assigned
+    /// partitions (its log, shared by every incarnation, gains an
+    /// assignment line after the last start line).
+    async fn wait_until_assigned(&self, i: usize) {
+        let log = self.log(i);
+        let assigned = wait_for(Duration::from_secs(60), || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let started = text.rfind("ingest starting");
+            let assigned = text.rfind("partitions assigned");
+            matches!((started, assigned), (Some(s), Some(a)) if a > s)
+        })
+        .await;
+        assert!(
+            assigned,
+            "replica {i} got no partitions within 60 s; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
     fn log(&self, i: usize) -> std::path::PathBuf {
         self.logs.path().join(format!("ingest-{i}.log"))
     }
@@ -165,7 +184,10 @@ async fn repeated_kill_9_loses_and_duplicates_nothing() {
     let mut replica = scenario.static_replica(0);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     for _ in 0..8 {
-        tokio::time::sleep(Duration::from_millis(rng.random_range(800..2500))).await;
+        // Kill while the incarnation works: after it got its partitions
+        // (a kill during start-up would test nothing), at a random moment.
+        scenario.wait_until_assigned(0).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
         replica.kill_9();
         replica = scenario.static_replica(0);
     }
