@@ -195,11 +195,22 @@ struct PartitionState {
     committed: Option<i64>,
 }
 
+/// A finished background commit, handed back to the pipeline.
+struct InFlight {
+    writer: BronzeWriter,
+    batch: Batch,
+    started: Instant,
+    outcome: Result<CommitOutcome>,
+}
+
 struct Pipeline {
     config: IngestConfig,
     consumer: Arc<StreamConsumer<IngestContext>>,
     dead_letters: DeadLetterPublisher,
-    writer: BronzeWriter,
+    /// `None` while a commit is in flight (the commit task owns it).
+    writer: Option<BronzeWriter>,
+    /// The batch being committed in the background, if any.
+    in_flight: Option<tokio::task::JoinHandle<InFlight>>,
     metrics: IngestMetrics,
     readiness: Readiness,
     rebalanced: Arc<Mutex<bool>>,
@@ -248,7 +259,8 @@ impl Pipeline {
             config,
             consumer: Arc::new(consumer),
             dead_letters,
-            writer,
+            writer: Some(writer),
+            in_flight: None,
             metrics,
             readiness,
             rebalanced,
@@ -288,7 +300,7 @@ impl Pipeline {
         info!("draining: committing the open batch");
         self.readiness.set(false);
         self.flush().await?;
-        Ok(())
+        self.settle().await
     }
 
     /// After a rebalance: commit what we hold, then forget partition
@@ -301,6 +313,7 @@ impl Pipeline {
             .unwrap_or(false);
         if happened {
             self.flush().await?;
+            self.settle().await?;
             self.partitions.clear();
         }
         Ok(())
@@ -377,11 +390,10 @@ impl Pipeline {
 
     /// Reads a partition's progress from the table.
     async fn synchronise(&mut self, partition: i32) -> Result<PartitionState> {
-        self.writer.refresh().await?;
-        let committed = self
-            .writer
-            .committed_offset(&self.config.app_id(partition))
-            .await?;
+        let app_id = self.config.app_id(partition);
+        let writer = self.settled_writer().await?;
+        writer.refresh().await?;
+        let committed = writer.committed_offset(&app_id).await?;
         let next = match committed {
             Some(last) => last + 1,
             None => {
@@ -451,14 +463,30 @@ impl Pipeline {
         }
     }
 
-    /// Commits the open batch (if any) and then the Kafka group offsets.
+    /// Hands the open batch to a background commit, once the previous one
+    /// has settled, so consuming goes on while the batch is written.
+    ///
+    /// The partitions' table progress is advanced optimistically: the next
+    /// batch is fenced against this batch's offsets. If this commit does not
+    /// land, [`settle`](Self::settle) drops that next batch and the positions,
+    /// and the table decides where each partition resumes.
     async fn flush(&mut self) -> Result<()> {
+        self.settle().await?;
         self.batch_started = None;
         if self.batch.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
-        let started = Instant::now();
+        for (partition, span) in &batch.spans {
+            if let Some(state) = self.partitions.get_mut(partition) {
+                state.committed = Some(span.last);
+            }
+        }
+        let Some(mut writer) = self.writer.take() else {
+            return Err(crate::Error::Internal(
+                "the bronze writer is missing after a settled commit".into(),
+            ));
+        };
         let span = info_span!(
             "commit_batch",
             records = batch.records(),
@@ -466,15 +494,48 @@ impl Pipeline {
             partitions = batch.spans.len(),
             version = tracing::field::Empty
         );
-        let config = &self.config;
-        let outcome = self
-            .writer
-            .commit(&batch, |p| config.app_id(p))
-            .instrument(span.clone())
-            .await;
+        let topic = self.config.topic.clone();
+        self.in_flight = Some(tokio::spawn(
+            async move {
+                let started = Instant::now();
+                let outcome = writer.commit(&batch, |p| app_id(&topic, p)).await;
+                InFlight {
+                    writer,
+                    batch,
+                    started,
+                    outcome,
+                }
+            }
+            .instrument(span),
+        ));
+        Ok(())
+    }
+
+    /// The writer, after the commit in flight (if any) has settled.
+    async fn settled_writer(&mut self) -> Result<&mut BronzeWriter> {
+        self.settle().await?;
+        self.writer.as_mut().ok_or_else(|| {
+            crate::Error::Internal("the bronze writer is missing after a settled commit".into())
+        })
+    }
+
+    /// Waits for the commit in flight and applies its outcome.
+    async fn settle(&mut self) -> Result<()> {
+        let Some(handle) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let InFlight {
+            writer,
+            batch,
+            started,
+            outcome,
+        } = handle
+            .await
+            .map_err(|e| crate::Error::Internal(format!("the commit task failed: {e}")))?;
+        self.writer = Some(writer);
+        let landed = matches!(outcome, Ok(CommitOutcome::Committed { .. }));
         match outcome {
             Ok(CommitOutcome::Committed { version }) => {
-                span.record("version", version);
                 self.failures = 0;
                 self.readiness.set(true);
                 self.metrics
@@ -490,11 +551,6 @@ impl Pipeline {
                     .table_version
                     .set(i64::try_from(version).unwrap_or(i64::MAX));
                 debug!(version, rows = batch.rows(), "batch committed");
-                for (partition, span) in &batch.spans {
-                    if let Some(state) = self.partitions.get_mut(partition) {
-                        state.committed = Some(span.last);
-                    }
-                }
                 self.commit_group_offsets(&batch);
             }
             Ok(CommitOutcome::Fenced {
@@ -512,7 +568,6 @@ impl Pipeline {
                     ?found,
                     "another writer moved this partition, re-reading from the table"
                 );
-                self.partitions.clear();
             }
             Ok(CommitOutcome::Conflict(reason)) => {
                 self.metrics
@@ -520,22 +575,27 @@ impl Pipeline {
                     .get_or_create(&label("outcome", "conflict"))
                     .inc();
                 warn!(%reason, "concurrent commit conflict, re-reading from the table");
-                self.partitions.clear();
             }
             Err(error) => {
-                // Whether the commit landed is unknown: forget positions so the
-                // table decides, and back off before trying again.
+                // Whether the commit landed is unknown: the table decides,
+                // after a back-off.
                 self.metrics
                     .commits
                     .get_or_create(&label("outcome", "error"))
                     .inc();
                 self.failures += 1;
                 self.readiness.set(false);
-                self.partitions.clear();
                 let backoff = Duration::from_millis(250 * 2u64.pow(self.failures.min(6)));
                 warn!(error = %error_chain(&error), failures = self.failures, ?backoff, "commit failed");
                 tokio::time::sleep(backoff).await;
             }
+        }
+        if !landed {
+            // The open batch was fenced on this commit's offsets: drop it
+            // with the positions; its records are read again.
+            self.batch = Batch::default();
+            self.batch_started = None;
+            self.partitions.clear();
         }
         Ok(())
     }

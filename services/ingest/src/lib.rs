@@ -42,6 +42,8 @@ pub enum Error {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

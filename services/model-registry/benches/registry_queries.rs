@@ -102,7 +102,7 @@ async fn run(url: &str) -> anyhow::Result<()> {
         &client,
         |mut c, i| async move {
             let filter = format!(
-                "name LIKE 'model-{:02}%' AND metrics.auc > 0.9 AND tags.stage = 'prod'",
+                "name LIKE 'model-0{:02}%' AND metrics.auc > 0.9 AND tags.stage = 'prod'",
                 i % 100
             );
             let r = c
@@ -144,11 +144,15 @@ async fn populate(url: &str) -> anyhow::Result<()> {
                  repeat('0', 64), m.id * 1000 + v, m.id * 1000 + v
              FROM registered_models m CROSS JOIN generate_series(1, {VERSIONS_PER_MODEL}) v"
         ),
+        // Later versions score better; every model's versions 91-100 have
+        // auc > 0.9, so each filtered search below has matches.
         "INSERT INTO version_metrics (version_id, key, value)
-         SELECT id, k, ((id * 7919 + length(k)) % 1000) / 1000.0 FROM model_versions CROSS JOIN (VALUES ('auc'), ('f1'), ('logloss')) AS keys(k)".into(),
-        "INSERT INTO version_params (version_id, key, value) SELECT id, 'max_depth', (id % 8)::text FROM model_versions".into(),
+         SELECT id, k, version / 100.0 - (model_id % 10) / 1000.0 - length(k) / 10000.0
+         FROM model_versions CROSS JOIN (VALUES ('auc'), ('f1'), ('logloss')) AS keys(k)".into(),
+        "INSERT INTO version_params (version_id, key, value) SELECT id, 'max_depth', (version % 8)::text FROM model_versions".into(),
         "INSERT INTO version_tags (version_id, key, value)
-         SELECT id, 'stage', CASE WHEN id % 10 = 0 THEN 'prod' ELSE 'dev' END FROM model_versions".into(),
+         SELECT id, 'stage', CASE WHEN version % 10 = 0 OR version >= 95 THEN 'prod' ELSE 'dev' END
+         FROM model_versions".into(),
         format!(
             "INSERT INTO aliases (model_id, alias, version_id, set_by, set_at)
              SELECT v.model_id, 'champion', v.id, 'bench', 1 FROM model_versions v WHERE v.version = {VERSIONS_PER_MODEL}"

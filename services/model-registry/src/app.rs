@@ -10,7 +10,7 @@ use mlops_runtime::{AdminServer, Readiness, Shutdown};
 use prometheus_client::registry::Registry;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::artifacts::ArtifactStore;
 use crate::auth::BootstrapToken;
@@ -183,6 +183,11 @@ impl App {
             None
         };
 
+        // No Nagle delay: multi-segment responses (search pages) would
+        // otherwise wait for the client's delayed ACK, ~40 ms each.
+        let incoming = TcpIncoming::from(self.grpc)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         let registry = ModelRegistryServer::new(self.service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -193,7 +198,7 @@ impl App {
             .add_service(reflection)
             .add_service(reflection_alpha)
             .add_service(registry)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), async move {
+            .serve_with_incoming_shutdown(incoming, async move {
                 stop.wait().await;
                 readiness.set(false);
             })
