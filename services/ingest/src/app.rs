@@ -282,6 +282,12 @@ impl Pipeline {
                 biased;
                 _ = shutdown.wait() => break,
                 _ = sleep_until(deadline) => self.flush().await?,
+                // Apply a finished commit at once (metrics, readiness, group
+                // offsets) rather than at the next flush.
+                joined = wait_in_flight(&mut self.in_flight) => {
+                    self.in_flight = None;
+                    self.apply_settled(joined).await?;
+                }
                 message = consumer.recv() => {
                     self.take_rebalance().await?;
                     match message {
@@ -524,14 +530,21 @@ impl Pipeline {
         let Some(handle) = self.in_flight.take() else {
             return Ok(());
         };
+        let joined = handle.await;
+        self.apply_settled(joined).await
+    }
+
+    /// Applies the outcome of a finished commit task.
+    async fn apply_settled(
+        &mut self,
+        joined: std::result::Result<InFlight, tokio::task::JoinError>,
+    ) -> Result<()> {
         let InFlight {
             writer,
             batch,
             started,
             outcome,
-        } = handle
-            .await
-            .map_err(|e| crate::Error::Internal(format!("the commit task failed: {e}")))?;
+        } = joined.map_err(|e| crate::Error::Internal(format!("the commit task failed: {e}")))?;
         self.writer = Some(writer);
         let landed = matches!(outcome, Ok(CommitOutcome::Committed { .. }));
         match outcome {
@@ -629,6 +642,16 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Resolves when the commit in flight finishes; never when there is none.
+async fn wait_in_flight(
+    in_flight: &mut Option<tokio::task::JoinHandle<InFlight>>,
+) -> std::result::Result<InFlight, tokio::task::JoinError> {
+    match in_flight {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
