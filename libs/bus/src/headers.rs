@@ -2,11 +2,7 @@
 //! version, so traces continue across Kafka and readers can refuse payloads
 //! they do not understand.
 
-use std::collections::HashMap;
-
-use opentelemetry::propagation::{Extractor, Injector};
 use rdkafka::message::{BorrowedHeaders, Header, Headers, OwnedHeaders};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub const SCHEMA_VERSION: &str = "schema-version";
 pub const TRACEPARENT: &str = "traceparent";
@@ -14,19 +10,14 @@ pub const TRACEPARENT: &str = "traceparent";
 /// Headers for a record published inside the current span: its trace context
 /// plus the schema version of the payload.
 pub fn outgoing(schema_version: &str) -> OwnedHeaders {
-    let mut carrier = HashMap::new();
-    let context = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut MapCarrier(&mut carrier))
-    });
     let mut headers = OwnedHeaders::new().insert(Header {
         key: SCHEMA_VERSION,
         value: Some(schema_version),
     });
-    for (key, value) in &carrier {
+    for (key, value) in mlops_runtime::telemetry::current_trace_headers() {
         headers = headers.insert(Header {
-            key,
-            value: Some(value),
+            key: &key,
+            value: Some(&value),
         });
     }
     headers
@@ -43,37 +34,5 @@ pub fn get<'a>(headers: Option<&'a BorrowedHeaders>, key: &str) -> Option<&'a st
 
 /// Makes `span` a child of the trace carried by the record's headers.
 pub fn continue_trace(span: &tracing::Span, headers: Option<&BorrowedHeaders>) {
-    let Some(headers) = headers else { return };
-    let carrier: HashMap<String, String> = headers
-        .iter()
-        .filter_map(|h| {
-            Some((
-                h.key.to_string(),
-                std::str::from_utf8(h.value?).ok()?.to_string(),
-            ))
-        })
-        .collect();
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&MapCarrierRef(&carrier))
-    });
-    let _ = span.set_parent(parent);
-}
-
-struct MapCarrier<'a>(&'a mut HashMap<String, String>);
-
-impl Injector for MapCarrier<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_string(), value);
-    }
-}
-
-struct MapCarrierRef<'a>(&'a HashMap<String, String>);
-
-impl Extractor for MapCarrierRef<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(String::as_str).collect()
-    }
+    mlops_runtime::telemetry::continue_trace_from(span, |key| get(headers, key));
 }
