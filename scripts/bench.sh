@@ -3,6 +3,7 @@
 #   ./scripts/bench.sh            all of them
 #   ./scripts/bench.sh ingest     ingest throughput vs raw consume (needs the broker)
 #   ./scripts/bench.sh registry   registry query latency at 100k versions (needs Postgres)
+#   ./scripts/bench.sh transform  bronze -> gold throughput vs DuckDB on the same data
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 what="${1:-all}"
@@ -13,4 +14,9 @@ if [ "$what" = all ] || [ "$what" = ingest ]; then
 fi
 if [ "$what" = all ] || [ "$what" = registry ]; then
   cargo bench --locked -p mlops-model-registry --bench registry_queries
+fi
+if [ "$what" = all ] || [ "$what" = transform ]; then
+  ensure_python_requirements "$REPO_ROOT/scripts/requirements-bench.txt"
+  BENCH_PYTHON="$MLOPS_VENV/bin/python" \
+    cargo bench --locked -p mlops-transform --bench transform_throughput
 fi

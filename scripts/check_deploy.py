@@ -26,8 +26,11 @@ from dockerfile_parse import DockerfileParser
 
 UMBRELLA = "helm/mlops-platform"
 LIBRARY = "helm/mlops-common"
-SERVICES = {"producer": 9101, "ingest": 9102, "model-registry": 9104}
+SERVICES = {"producer": 9101, "ingest": 9102, "transform": 9103, "model-registry": 9104}
 REGISTRY, REGISTRY_GRPC_PORT = "model-registry", 50051
+TRANSFORM = "transform"
+# Services that do not use Kafka: no KAFKA_BROKERS, no dependency on the broker.
+NO_KAFKA = {TRANSFORM}
 RELEASE, NAMESPACE = "mlops", "mlops"
 NON_ROOT_UID = 65532
 # Env var names that hold credentials: they may only come from a Secret. A
@@ -197,9 +200,13 @@ def platform_rules(docs: list[dict[str, Any]]) -> list[str]:
                 if got.get("path") != path or got.get("port") not in ("admin", port):
                     problems.append(f"{cw}: {probe} is not GET {path} on the admin port")
             env = env_of(c)
-            for name in ("RUST_LOG", "LOG_FORMAT", "ADMIN_ADDR", "KAFKA_BROKERS", "OTEL_SERVICE_NAME"):
+            kafka = c["name"] not in NO_KAFKA
+            required = ["RUST_LOG", "LOG_FORMAT", "ADMIN_ADDR", "OTEL_SERVICE_NAME"]
+            for name in required + (["KAFKA_BROKERS"] if kafka else []):
                 if name not in env:
                     problems.append(f"{cw}: env {name} is missing")
+            if not kafka and "KAFKA_BROKERS" in env:
+                problems.append(f"{cw}: env KAFKA_BROKERS is set, but {c['name']} does not use Kafka")
             if env.get("ADMIN_ADDR", {}).get("value") != f"0.0.0.0:{port}":
                 problems.append(f"{cw}: ADMIN_ADDR does not match the admin port")
     # Every Service must select pods that exist and expose the named port.
@@ -318,6 +325,88 @@ def registry_rules(docs: list[dict[str, Any]], migration_job: bool = True) -> li
     return problems
 
 
+def transform_rules(docs: list[dict[str, Any]], deployment: bool = True, cron: bool = False) -> list[str]:
+    """Transform is a single writer: one replica that is stopped before its
+    successor starts, or a CronJob running `--once` that never overlaps
+    itself. Its scheduled pods stay out of the Deployment's and the Service's
+    selectors."""
+    problems = []
+    t = TRANSFORM
+    deploy = by_name(docs, "Deployment", t)
+    cronjob = by_name(docs, "CronJob", f"{t}-cron")
+    if by_name(docs, "PodDisruptionBudget", t) is not None:
+        problems.append(f"{t}: PodDisruptionBudget for a single replica")
+    if not deployment:
+        for kind in ("Deployment", "Service", "ServiceMonitor"):
+            if by_name(docs, kind, t) is not None:
+                problems.append(f"{t}: {kind} rendered although deployment.enabled=false")
+    elif deploy is None:
+        problems.append(f"{t}: no Deployment")
+    else:
+        replicas, strategy = deploy["spec"].get("replicas"), deploy["spec"].get("strategy")
+        if replicas != 1:
+            problems.append(f"{t}: Deployment replicas is {replicas!r}, expected 1 (single writer)")
+        if strategy != {"type": "Recreate"}:
+            problems.append(f"{t}: Deployment strategy is {strategy!r}, expected Recreate")
+        c = pod_spec(deploy)["containers"][0]
+        if "--once" in c.get("args", []):
+            problems.append(f"{t}: the Deployment runs --once")
+        env = env_of(c)
+        if not env.get("LAKE_URL", {}).get("value"):
+            problems.append(f"{t}: LAKE_URL is not set")
+        for name in (
+            "TRANSFORM_POLL_INTERVAL_SECONDS",
+            "TRANSFORM_LATE_HORIZON_DAYS",
+            "TRANSFORM_DEDUP_HORIZON_DAYS",
+            "TRANSFORM_MAX_CLOCK_SKEW_SECONDS",
+        ):
+            if not env.get(name, {}).get("value", "").isdigit():
+                problems.append(f"{t}: env {name} is {env.get(name)!r}, expected a number")
+    if not cron:
+        if cronjob is not None:
+            problems.append(f"{t}: CronJob rendered although cronJob.enabled=false")
+        return problems
+    if cronjob is None:
+        return problems + [f"{t}: no CronJob although cronJob.enabled=true"]
+    who = ident(cronjob)
+    spec = cronjob["spec"]
+    if spec.get("concurrencyPolicy") != "Forbid":
+        problems.append(f"{who}: concurrencyPolicy is {spec.get('concurrencyPolicy')!r}, expected Forbid")
+    if not spec.get("schedule"):
+        problems.append(f"{who}: no schedule")
+    for key in ("successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+        if not isinstance(spec.get(key), int):
+            problems.append(f"{who}: {key} is not set")
+    pod = pod_spec(cronjob)
+    if pod.get("restartPolicy") not in ("Never", "OnFailure"):
+        problems.append(f"{who}: restartPolicy is {pod.get('restartPolicy')!r}")
+    c = pod["containers"][0]
+    if c.get("args", [None])[0] != "--once":
+        problems.append(f"{who}: container args are {c.get('args')!r}, expected --once first")
+    if len(pod["containers"]) != 1 or c["name"] != t:
+        problems.append(f"{who}: expected the single container {t}")
+    labels = pod_labels(cronjob)
+    for other in ("Deployment", "Service"):
+        d = by_name(docs, other, t)
+        if d is None:
+            continue
+        sel = d["spec"]["selector"]
+        sel = sel.get("matchLabels", {}) if other == "Deployment" else sel
+        if sel.items() <= labels.items():
+            problems.append(f"{who}: the {other}'s selector matches the scheduled pods")
+    if deploy is not None:
+        # The scheduled run is the same container as the service.
+        d_pod = pod_spec(deploy)
+        d_c = d_pod["containers"][0]
+        for key in ("image", "env", "envFrom", "securityContext", "resources", "volumeMounts", "ports"):
+            if c.get(key) != d_c.get(key):
+                problems.append(f"{who}: container {key} differs from the Deployment's")
+        for key in ("securityContext", "volumes", "serviceAccountName", "imagePullSecrets", "nodeSelector"):
+            if pod.get(key) != d_pod.get(key):
+                problems.append(f"{who}: pod {key} differs from the Deployment's")
+    return problems
+
+
 def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
     problems = []
     ingest = by_name(docs, "Deployment", "ingest")
@@ -356,7 +445,8 @@ def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
     monitors = {m["metadata"]["labels"]["app.kubernetes.io/name"]: m for m in docs if m["kind"] == "ServiceMonitor"}
     if sorted(monitors) != ["ingest", REGISTRY]:
         problems.append(
-            f"expected ServiceMonitors for ingest and {REGISTRY} only (producer opts out): {sorted(monitors)}"
+            f"expected ServiceMonitors for ingest and {REGISTRY} only (producer opts out, {TRANSFORM} runs as a"
+            f" CronJob): {sorted(monitors)}"
         )
     elif any(m["metadata"]["labels"].get("release") != "kube-prometheus-stack" for m in monitors.values()):
         problems.append("ServiceMonitor lacks the global label release=kube-prometheus-stack")
@@ -364,12 +454,14 @@ def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
         problems.append("ServiceMonitor interval is not the chart's 10s")
     elif monitors[REGISTRY]["spec"]["endpoints"][0]["interval"] != "15s":
         problems.append(f"{REGISTRY}: ServiceMonitor interval is not the global 15s")
-    for s in ("ingest", REGISTRY):
+    for s in ("ingest", TRANSFORM, REGISTRY):
         sa = by_name(docs, "ServiceAccount", s)
         if not sa or "eks.amazonaws.com/role-arn" not in sa["metadata"]["annotations"]:
             problems.append(f"{s}: ServiceAccount lacks the IRSA annotation")
     problems += registry_rules(docs)
     problems += scenario_s3_registry(docs)
+    problems += transform_rules(docs, deployment=False, cron=True)
+    problems += scenario_s3_transform(docs)
     for w in workloads(docs):
         if pod_spec(w).get("imagePullSecrets") != [{"name": "registry-credentials"}]:
             problems.append(f"{ident(w)}: imagePullSecrets not set from global")
@@ -439,6 +531,47 @@ def scenario_s3_registry(docs: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def scenario_s3_transform(docs: list[dict[str, Any]]) -> list[str]:
+    problems = []
+    t = TRANSFORM
+    cronjob = by_name(docs, "CronJob", f"{t}-cron")
+    if cronjob is None:
+        return [f"{t}: no CronJob"]
+    spec = cronjob["spec"]
+    want = {"schedule": "5 * * * *", "timeZone": "Europe/Berlin", "successfulJobsHistoryLimit": 1}
+    for k, v in want.items():
+        if spec.get(k) != v:
+            problems.append(f"{t}: CronJob {k} is {spec.get(k)!r}, expected {v!r}")
+    if spec["jobTemplate"]["spec"].get("activeDeadlineSeconds") != 3000:
+        problems.append(f"{t}: CronJob activeDeadlineSeconds is not 3000")
+    pod = pod_spec(cronjob)
+    c = pod["containers"][0]
+    env = env_of(c)
+    want_plain = {
+        "LAKE_URL": "s3://telecom-lake/prod/",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": "http://minio.storage:9000",
+        "TRANSFORM_LATE_HORIZON_DAYS": "30",
+        "TRANSFORM_DEDUP_HORIZON_DAYS": "3",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
+    }
+    for k, v in want_plain.items():
+        if env.get(k, {}).get("value") != v:
+            problems.append(f"{t}: env {k} is {env.get(k)!r}, expected {v!r}")
+    for k, key in (("AWS_ACCESS_KEY_ID", "access-key"), ("AWS_SECRET_ACCESS_KEY", "secret-key")):
+        ref = env.get(k, {}).get("valueFrom", {}).get("secretKeyRef", {})
+        if ref != {"name": "lake-s3-credentials", "key": key}:
+            problems.append(f"{t}: env {k} does not reference lake-s3-credentials/{key}: {env.get(k)!r}")
+    if c["image"] != "registry.example.com/mlops/mlops-transform:1.2.3":
+        problems.append(f"{t}: image is {c['image']}")
+    if c["resources"].get("limits", {}).get("memory") != "8Gi":
+        problems.append(f"{t}: resources override not applied")
+    tmp = {v["name"]: v for v in pod.get("volumes", [])}.get("tmp", {})
+    if tmp.get("emptyDir", {}).get("sizeLimit") != "4Gi":
+        problems.append(f"{t}: tmpSizeLimit override not applied")
+    return problems
+
+
 def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
     problems = []
     if any(d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "producer" for d in docs):
@@ -462,6 +595,18 @@ def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
         problems.append("ingest: existing service account not used")
     if by_name(docs, "ServiceAccount", "ingest") is not None:
         problems.append("ingest: ServiceAccount created although serviceAccount.create=false")
+    problems += transform_rules(docs)
+    t = container(docs, TRANSFORM)
+    tenv = env_of(t)
+    if tenv.get("LAKE_URL", {}).get("value") != "az://telecom-lake/bronze-root/":
+        problems.append(f"{TRANSFORM}: LAKE_URL is not the az:// URL")
+    azure = tenv.get("AZURE_STORAGE_ACCOUNT_NAME", {}).get("value")
+    if azure != "telecomlake" or any(k.startswith("AWS_") for k in tenv):
+        problems.append(f"{TRANSFORM}: storage env is not the Azure lake's")
+    if t.get("envFrom") != [{"secretRef": {"name": "lake-azure-credentials"}}]:
+        problems.append(f"{TRANSFORM}: envFrom is {t.get('envFrom')!r}, expected the lake-azure-credentials Secret")
+    if tenv.get("TRANSFORM_POLL_INTERVAL_SECONDS", {}).get("value") != "300":
+        problems.append(f"{TRANSFORM}: pollIntervalSeconds override not applied")
     problems += registry_rules(docs, migration_job=False)
     r = container(docs, REGISTRY)
     renv = env_of(r)
@@ -497,6 +642,18 @@ def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
         if c.get("envFrom"):
             problems.append(f"{s}: envFrom set although no Secret is referenced")
     problems += registry_rules(docs)
+    problems += transform_rules(docs)
+    tenv = env_of(container(docs, TRANSFORM))
+    want = {
+        "LAKE_URL": "s3://lake/",
+        "TRANSFORM_POLL_INTERVAL_SECONDS": "60",
+        "TRANSFORM_LATE_HORIZON_DAYS": "14",
+        "TRANSFORM_DEDUP_HORIZON_DAYS": "2",
+        "TRANSFORM_MAX_CLOCK_SKEW_SECONDS": "3600",
+    }
+    for k, v in want.items():
+        if tenv.get(k, {}).get("value") != v:
+            problems.append(f"{TRANSFORM}: env {k} is {tenv.get(k)!r}, expected the service default {v!r}")
     env = env_of(container(docs, REGISTRY))
     if any(k.startswith("REGISTRY_BOOTSTRAP_TOKEN") for k in env):
         problems.append(f"{REGISTRY}: a bootstrap token is set although no Secret is referenced")
@@ -594,9 +751,22 @@ def compose_rules(root: Path) -> list[str]:
         env = svc.get("environment", {})
         if env.get("ADMIN_ADDR") != f"0.0.0.0:{port}" or env.get("LOG_FORMAT") != "json":
             problems.append(f"{s}: ADMIN_ADDR/LOG_FORMAT not set for containers")
-    ing = services.get("ingest", {}).get("environment", {})
-    if not str(ing.get("LAKE_URL", "")).startswith("s3://lake") or ing.get("AWS_ENDPOINT_URL") != "http://minio:9000":
-        problems.append("ingest: must write s3://lake/ on MinIO")
+    for s in ("ingest", TRANSFORM):
+        env = services.get(s, {}).get("environment", {})
+        lake = str(env.get("LAKE_URL", ""))
+        if not lake.startswith("s3://lake") or env.get("AWS_ENDPOINT_URL") != "http://minio:9000":
+            problems.append(f"{s}: must use s3://lake/ on MinIO")
+        deps = services.get(s, {}).get("depends_on", {})
+        deps = deps if isinstance(deps, dict) else {d: {} for d in deps}
+        if deps.get("minio-init", {}).get("condition") != "service_completed_successfully":
+            problems.append(f"{s}: must wait for minio-init to create the lake bucket")
+    for s in NO_KAFKA:
+        svc = services.get(s, {})
+        if "KAFKA_BROKERS" in svc.get("environment", {}) or {"kafka", "kafka-init"} & set(svc.get("depends_on", {})):
+            problems.append(f"{s}: does not use Kafka, so it must not be configured for or wait on it")
+    # A single writer: no replicas beyond one.
+    if services.get(TRANSFORM, {}).get("deploy", {}).get("replicas", 1) != 1 or "scale" in services.get(TRANSFORM, {}):
+        problems.append(f"{TRANSFORM}: must run a single instance")
     problems += compose_registry_rules(services)
     prom = yaml.safe_load((root / "deploy/compose/prometheus.yml").read_text())
     targets = {t for job in prom["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
@@ -671,6 +841,7 @@ def dockerfile_rules(root: Path) -> list[str]:
             "--release",
             "-p mlops-producer",
             "-p mlops-ingest",
+            "-p mlops-transform",
             "-p mlops-model-registry",
             "--mount=type=cache",
         ):
@@ -763,6 +934,36 @@ def main() -> int:
 
         checks.run(f"render {label}: k8s {'/'.join(versions)} strict schemas + platform rules", scenario)
 
+    # Transform's two ways to run: the CronJob beside the Deployment (same
+    # container, selectors apart), and the CronJob alone.
+    transform_cases = [
+        (
+            f"{TRANSFORM}.cronJob.enabled: CronJob (--once, Forbid) beside the Deployment, same container",
+            {TRANSFORM: {"cronJob": {"enabled": True}}},
+            True,
+        ),
+        (
+            f"{TRANSFORM}.deployment.enabled=false: the CronJob only, no Deployment, Service or ServiceMonitor",
+            {
+                TRANSFORM: {"deployment": {"enabled": False}, "cronJob": {"enabled": True}},
+                "global": {"serviceMonitor": {"enabled": True}},
+            },
+            False,
+        ),
+    ]
+    for label, values, deployment in transform_cases:
+
+        def transform_scenario(values: dict[str, Any] = values, deployment: bool = deployment) -> None:
+            docs = render(root, values)
+            problems = kube_validate(docs, versions) + platform_rules(docs)
+            problems += transform_rules(docs, deployment=deployment, cron=True)
+            cronjob = by_name(docs, "CronJob", f"{TRANSFORM}-cron")
+            if cronjob is not None and cronjob["spec"]["schedule"] != "*/15 * * * *":
+                problems.append(f"{ident(cronjob)}: schedule is {cronjob['spec']['schedule']!r}, expected the default")
+            expect(problems)
+
+        checks.run(f"render {label}", transform_scenario)
+
     rejections = [
         ("ingest.replicaCount: \"three\"", {"ingest": {"replicaCount": "three"}}, r"replicaCount"),
         ("global.logFormat: xml", {"global": {"logFormat": "xml"}}, r"logFormat"),
@@ -793,6 +994,17 @@ def main() -> int:
             "model-registry.protectedAliases: [Champion]",
             {REGISTRY: {"protectedAliases": ["Champion"]}},
             r"protectedAliases",
+        ),
+        (f"{TRANSFORM}.replicaCount: 2 (single writer)", {TRANSFORM: {"replicaCount": 2}}, r"replicaCount"),
+        (
+            f"{TRANSFORM}.strategy: RollingUpdate",
+            {TRANSFORM: {"strategy": {"type": "RollingUpdate"}}},
+            r"strategy",
+        ),
+        (
+            f"{TRANSFORM}.dedupHorizonDays above lateHorizonDays",
+            {TRANSFORM: {"lateHorizonDays": 3, "dedupHorizonDays": 7}},
+            r"dedupHorizonDays",
         ),
     ]
     for label, values, needle in rejections:

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # One command for the local platform on embedded defaults (README "Run the
 # platform"): a Kafka-protocol broker (tansu, in memory), the producer (a
-# backfill, then live events), ingest writing bronze to ./data/lake, and the
-# model registry on SQLite (./data/registry.db) with artifacts in
+# backfill, then live events), ingest writing bronze to ./data/lake, transform
+# refining it into silver and gold every TRANSFORM_POLL_INTERVAL_SECONDS, and
+# the model registry on SQLite (./data/registry.db) with artifacts in
 # ./data/artifacts.
 # Ctrl-C stops everything; the lake stays on disk.
 #
 # Settings: KAFKA_PORT (9092), LAKE_URL (./data/lake), PRODUCER_SUBSCRIBERS
-# (1000), PRODUCER_DAYS (14), PRODUCER_RATE (50), PROFILE (dev | release).
+# (1000), PRODUCER_DAYS (14), PRODUCER_RATE (50), TRANSFORM_POLL_INTERVAL_SECONDS
+# (30), PROFILE (dev | release).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
@@ -18,13 +20,14 @@ export LAKE_URL="${LAKE_URL:-$REPO_ROOT/data/lake}"
 export PRODUCER_SUBSCRIBERS="${PRODUCER_SUBSCRIBERS:-1000}"
 export PRODUCER_DAYS="${PRODUCER_DAYS:-14}"
 export PRODUCER_RATE="${PRODUCER_RATE:-50}"
+export TRANSFORM_POLL_INTERVAL_SECONDS="${TRANSFORM_POLL_INTERVAL_SECONDS:-30}"
 export MLOPS_RUN_DIR="$MLOPS_CACHE_DIR/dev-stack"
 STACK_LOGS="$REPO_ROOT/data/logs"
 mkdir -p "$STACK_LOGS"
 
 log "building the services ($PROFILE profile)"
 cargo build --profile "$PROFILE" --locked -p mlops-producer -p mlops-ingest \
-  -p mlops-model-registry -p mlops-registry-client
+  -p mlops-transform -p mlops-model-registry -p mlops-registry-client
 BIN_DIR="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 
 pids=()
@@ -58,6 +61,10 @@ ADMIN_ADDR=127.0.0.1:9102 INGEST_BATCH_MAX_WAIT_MS=2000 INGEST_RESUME=scan \
   "$BIN_DIR/ingest" 2>"$STACK_LOGS/ingest.log" &
 pids+=($!)
 
+log "starting transform every ${TRANSFORM_POLL_INTERVAL_SECONDS}s (admin: http://127.0.0.1:9103/metrics)"
+ADMIN_ADDR=127.0.0.1:9103 "$BIN_DIR/transform" 2>"$STACK_LOGS/transform.log" &
+pids+=($!)
+
 log "producer backfill: $PRODUCER_SUBSCRIBERS subscribers, $PRODUCER_DAYS days"
 ADMIN_ADDR=127.0.0.1:9101 "$BIN_DIR/producer" --mode backfill \
   --truth-out "$REPO_ROOT/data/truth.jsonl" 2>"$STACK_LOGS/producer-backfill.log"
@@ -71,8 +78,10 @@ while true; do
   sleep 10
   written=$(curl -fsS http://127.0.0.1:9102/metrics 2>/dev/null | awk '/^ingest_records_written_total/ {print $2}')
   version=$(curl -fsS http://127.0.0.1:9102/metrics 2>/dev/null | awk '/^ingest_bronze_table_version/ {print $2}')
-  printf 'bronze: %s rows written this session, table version %s (%s/bronze/telecom_events)\n' \
-    "${written:-?}" "${version:-?}" "$LAKE_URL"
+  silver=$(curl -fsS http://127.0.0.1:9103/metrics 2>/dev/null | awk '/^transform_rows_out_total\{table="silver\/telecom_events"\}/ {print $2}')
+  features=$(curl -fsS http://127.0.0.1:9103/metrics 2>/dev/null | awk '/^transform_rows_out_total\{table="gold\/subscriber_features_daily"\}/ {print $2}')
+  printf 'bronze: %s rows written this session, table version %s; silver: %s rows; gold features: %s rows recomputed (%s)\n' \
+    "${written:-?}" "${version:-?}" "${silver:-0}" "${features:-0}" "$LAKE_URL"
   for pid in "${pids[@]}"; do
     kill -0 "$pid" 2>/dev/null || die "a service stopped; see $STACK_LOGS"
   done

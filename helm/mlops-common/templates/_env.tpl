@@ -3,19 +3,32 @@ Environment shared by every service: logging, telemetry, the admin server and
 Kafka. Takes the including chart's root context.
 */}}
 {{- define "mlops-common.commonEnv" -}}
-{{- $global := .Values.global | default dict -}}
+{{- include "mlops-common.serviceEnv" (dict "root" . "kafka" true) -}}
+{{- end -}}
+
+{{/*
+mlops-common.commonEnv with Kafka optional: call with
+  (dict "root" . "kafka" <bool>)
+A service that does not use Kafka gets no KAFKA_BROKERS (and does not need
+global.kafka.brokers).
+*/}}
+{{- define "mlops-common.serviceEnv" -}}
+{{- $root := .root -}}
+{{- $global := $root.Values.global | default dict -}}
 {{- $otel := $global.otel | default dict -}}
 {{- $kafka := $global.kafka | default dict -}}
 - name: RUST_LOG
-  value: {{ .Values.logLevel | default $global.logLevel | default "info" | quote }}
+  value: {{ $root.Values.logLevel | default $global.logLevel | default "info" | quote }}
 - name: LOG_FORMAT
-  value: {{ .Values.logFormat | default $global.logFormat | default "json" | quote }}
+  value: {{ $root.Values.logFormat | default $global.logFormat | default "json" | quote }}
 - name: ADMIN_ADDR
-  value: {{ printf "0.0.0.0:%d" (int .Values.admin.port) | quote }}
+  value: {{ printf "0.0.0.0:%d" (int $root.Values.admin.port) | quote }}
+{{- if .kafka }}
 - name: KAFKA_BROKERS
   value: {{ required "global.kafka.brokers is required" $kafka.brokers | quote }}
+{{- end }}
 - name: OTEL_SERVICE_NAME
-  value: {{ .Chart.Name | quote }}
+  value: {{ $root.Chart.Name | quote }}
 {{- with $otel.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}
@@ -29,7 +42,7 @@ Kafka. Takes the including chart's root context.
     fieldRef:
       fieldPath: metadata.namespace
 - name: OTEL_RESOURCE_ATTRIBUTES
-  value: {{ printf "service.version=%s,k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE)" (include "mlops-common.imageTag" .) | quote }}
+  value: {{ printf "service.version=%s,k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE)" (include "mlops-common.imageTag" $root) | quote }}
 {{- end -}}
 
 {{/*

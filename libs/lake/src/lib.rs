@@ -7,13 +7,15 @@
 //! Delta commits are atomic on every store: put-if-absent on the local
 //! filesystem and Azure, conditional writes (`If-None-Match`) on S3.
 
+pub mod changes;
 pub mod location;
+pub mod query;
 pub mod read;
 pub mod tables;
 
 pub use deltalake;
 pub use location::LakeLocation;
-pub use tables::{TableSpec, bronze};
+pub use tables::{TableSpec, bronze, kpi_daily, quarantine, silver};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -33,6 +35,10 @@ pub enum Error {
         #[source]
         source: deltalake::parquet::errors::ParquetError,
     },
+    #[error("{what}: {reason}")]
+    InvalidData { what: String, reason: String },
+    #[error("query: {0}")]
+    Query(#[from] deltalake::datafusion::error::DataFusionError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 }

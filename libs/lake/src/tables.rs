@@ -120,9 +120,10 @@ pub mod bronze {
         pub const ACTIVATION: &str = "activation";
     }
 
-    pub fn spec() -> TableSpec {
+    /// The typed event columns shared by bronze and silver, in order.
+    pub(crate) fn event_columns() -> Vec<StructField> {
         use PrimitiveType::*;
-        let columns = vec![
+        vec![
             column(EVENT_ID, String, false),
             column(SUBSCRIBER_ID, String, false),
             column(EVENT_TIME, Timestamp, false),
@@ -152,11 +153,104 @@ pub mod bronze {
             column("activation_monthly_price_cents", Long, true),
             column("activation_device", String, true),
             column("activation_activated_at", Timestamp, true),
-            column(SCHEMA_VERSION, String, false),
+        ]
+    }
+
+    /// The Kafka coordinates of a record: where it came from, for lineage.
+    pub(crate) fn coordinate_columns() -> Vec<StructField> {
+        use PrimitiveType::*;
+        vec![
             column(KAFKA_TOPIC, String, false),
             column(KAFKA_PARTITION, Integer, false),
             column(KAFKA_OFFSET, Long, false),
             column(INGESTED_AT, Timestamp, false),
+        ]
+    }
+
+    pub fn spec() -> TableSpec {
+        let mut columns = event_columns();
+        columns.push(column(SCHEMA_VERSION, PrimitiveType::String, false));
+        columns.extend(coordinate_columns());
+        TableSpec {
+            name: TABLE,
+            columns,
+            partition_columns: vec![EVENT_DATE],
+        }
+    }
+}
+
+/// `silver/telecom_events`: the valid events of bronze, each `event_id` once,
+/// with the bronze row's Kafka coordinates of the copy that was kept.
+pub mod silver {
+    pub use super::bronze::{EVENT_DATE, EVENT_ID, EVENT_KIND, EVENT_TIME, SUBSCRIBER_ID, kinds};
+    use super::*;
+
+    pub const TABLE: &str = "silver/telecom_events";
+
+    pub fn spec() -> TableSpec {
+        let mut columns = bronze::event_columns();
+        columns.extend(bronze::coordinate_columns());
+        TableSpec {
+            name: TABLE,
+            columns,
+            partition_columns: vec![EVENT_DATE],
+        }
+    }
+}
+
+/// `silver/quarantine`: bronze rows that failed a semantic check, with the
+/// reason and their bronze (Kafka) coordinates. Nothing is dropped silently.
+pub mod quarantine {
+    use super::*;
+
+    pub const TABLE: &str = "silver/quarantine";
+    pub const REASON: &str = "reason";
+    pub const DETAIL: &str = "detail";
+
+    pub fn spec() -> TableSpec {
+        use PrimitiveType::*;
+        let mut columns = vec![
+            column(bronze::EVENT_ID, String, false),
+            column(bronze::SUBSCRIBER_ID, String, false),
+            column(bronze::EVENT_TIME, Timestamp, false),
+            column(bronze::EVENT_DATE, Date, false),
+            column(bronze::EVENT_KIND, String, false),
+            column(REASON, String, false),
+            column(DETAIL, String, false),
+        ];
+        columns.extend(bronze::coordinate_columns());
+        TableSpec {
+            name: TABLE,
+            columns,
+            partition_columns: vec![],
+        }
+    }
+}
+
+/// `gold/kpi_daily`: network and business KPIs per home region per day.
+pub mod kpi_daily {
+    use super::*;
+
+    pub const TABLE: &str = "gold/kpi_daily";
+    pub const EVENT_DATE: &str = "event_date";
+    pub const REGION: &str = "region";
+    /// Region of subscribers whose activation (profile) event is missing.
+    pub const UNKNOWN_REGION: &str = "unknown";
+
+    pub fn spec() -> TableSpec {
+        use PrimitiveType::*;
+        let columns = vec![
+            column(EVENT_DATE, Date, false),
+            column(REGION, String, false),
+            column("active_subscribers", Long, false),
+            column("calls", Long, false),
+            column("dropped_calls", Long, false),
+            column("dropped_call_rate", Double, false),
+            column("data_bytes", Long, false),
+            column("top_up_revenue_cents", Long, false),
+            column("tickets", Long, false),
+            column("unresolved_tickets", Long, false),
+            column("churn_events", Long, false),
         ];
         TableSpec {
             name: TABLE,

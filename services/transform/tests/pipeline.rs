@@ -1,0 +1,244 @@
+//! Incremental runs, idempotence, deduplication across runs, late events
+//! and quarantine.
+
+mod support;
+
+use chrono::Duration;
+use mlops_lake::{quarantine, silver};
+use mlops_producer::{FaultRates, Outgoing, OutgoingKind};
+use mlops_proto::events::v1::{SupportTicket, TelecomEvent, TopUp, telecom_event::Payload};
+use prost::Message;
+use support::*;
+
+const FAULTS: FaultRates = FaultRates {
+    duplicate: 0.04,
+    late: 0.05,
+    malformed: 0.0,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_after_each_day_give_the_tables_of_one_run_over_everything() {
+    let days = producer_days(21, 80, 40, FAULTS);
+    let incremental = TestLake::new(Store::Local);
+    let full = TestLake::new(Store::Local);
+
+    for (index, day) in days.iter().enumerate() {
+        write_bronze(&incremental.location, day, 1_500, ingested_at(40)).await;
+        // Not every bronze commit is followed by a run: several days may
+        // arrive between two runs.
+        if [0, 1, 4, 9, 10, 17, 25, 26, 33, 38].contains(&index) {
+            run_once(&incremental).await;
+        }
+    }
+    run_once(&incremental).await;
+    let all: Vec<Outgoing> = days.iter().flatten().cloned().collect();
+    write_bronze(&full.location, &all, 50_000, ingested_at(40)).await;
+    run_once(&full).await;
+
+    for spec in output_specs() {
+        let a = table_rows(&incremental.location, &spec).await;
+        let b = table_rows(&full.location, &spec).await;
+        assert_eq!(a.len(), b.len(), "{}: row count", spec.name);
+        assert!(a == b, "{}: contents differ", spec.name);
+    }
+    let silver_rows = table_rows(&full.location, &silver::spec()).await;
+    let duplicates = all
+        .iter()
+        .filter(|r| r.kind == OutgoingKind::Duplicate)
+        .count();
+    assert!(duplicates > 0);
+    assert_eq!(silver_rows.len(), all.len() - duplicates);
+
+    // Idempotent: nothing new in bronze, nothing committed anywhere.
+    let before = output_versions(&incremental.location).await;
+    let report = run_once(&incremental).await;
+    assert!(!report.changed(), "{report:?}");
+    assert_eq!(output_versions(&incremental.location).await, before);
+}
+
+fn encoded(event: TelecomEvent, kind: &'static str) -> Outgoing {
+    Outgoing {
+        key: event.subscriber_id.clone(),
+        payload: event.encode_to_vec(),
+        kind: OutgoingKind::Event(kind),
+        late: false,
+    }
+}
+
+fn event_at(
+    id: &str,
+    subscriber: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    payload: Payload,
+) -> TelecomEvent {
+    TelecomEvent {
+        event_id: id.into(),
+        subscriber_id: subscriber.into(),
+        event_time: Some(prost_types::Timestamp {
+            seconds: at.timestamp(),
+            nanos: 0,
+        }),
+        payload: Some(payload),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_and_late_rows_are_quarantined_and_late_rows_within_the_horizon_update_gold() {
+    let lake = TestLake::new(Store::Local);
+    let days = producer_days(5, 40, 30, FaultRates::default());
+    let all: Vec<Outgoing> = days.iter().flatten().cloned().collect();
+    let ingested = ingested_at(30);
+    write_bronze(&lake.location, &all, 20_000, ingested).await;
+    run_once(&lake).await;
+
+    let last_day = start_date() + Duration::days(29);
+    let subscriber = "sub-0000001";
+    let at = |day: chrono::NaiveDate| mlops_producer::sim::midnight(day) + Duration::hours(12);
+    let top_up = |cents| {
+        Payload::TopUp(TopUp {
+            amount_cents: cents,
+            channel: "app".into(),
+        })
+    };
+    let bad = vec![
+        encoded(
+            event_at("bad-negative", subscriber, at(last_day), top_up(-500)),
+            "top_up",
+        ),
+        encoded(
+            event_at("bad-huge", subscriber, at(last_day), top_up(500_000_000)),
+            "top_up",
+        ),
+        encoded(
+            event_at(
+                "bad-future",
+                subscriber,
+                ingested + Duration::days(3),
+                top_up(500),
+            ),
+            "top_up",
+        ),
+        encoded(
+            event_at(
+                "bad-enum",
+                subscriber,
+                at(last_day),
+                Payload::SupportTicket(SupportTicket {
+                    ticket_id: "t-x".into(),
+                    category: 99,
+                    resolution: 2,
+                }),
+            ),
+            "support_ticket",
+        ),
+        encoded(
+            event_at(
+                "too-late",
+                subscriber,
+                at(last_day - Duration::days(20)),
+                top_up(500),
+            ),
+            "top_up",
+        ),
+        encoded(
+            event_at(
+                "late-ok",
+                subscriber,
+                at(last_day - Duration::days(5)),
+                top_up(1_500),
+            ),
+            "top_up",
+        ),
+    ];
+    let late_day = last_day - Duration::days(5);
+    let features_before = query_table(
+        &lake.location,
+        &mlops_features::table::daily_spec(),
+        &format!(
+            "SELECT top_ups_30d, top_up_cents_30d FROM t WHERE subscriber_id = '{subscriber}' \
+             AND as_of_date = DATE '{late_day}'"
+        ),
+    )
+    .await;
+    write_bronze(&lake.location, &bad, 100, ingested).await;
+    let report = run_once(&lake).await;
+    assert_eq!(report.silver.quarantined, 5, "{report:?}");
+    assert_eq!(report.silver.rows_out, 1);
+    assert_eq!(report.gold.days.map(|d| d.0), Some(late_day));
+
+    let rows = query_table(
+        &lake.location,
+        &quarantine::spec(),
+        "SELECT event_id, reason, detail, kafka_topic, kafka_offset FROM t ORDER BY event_id",
+    )
+    .await;
+    let found: Vec<String> = rows.iter().flat_map(format_rows).collect();
+    let expect = [
+        (
+            "bad-enum",
+            "unknown_enum_value",
+            "ticket_category = unknown_99 is not a known value",
+        ),
+        (
+            "bad-future",
+            "future_event_time",
+            "is more than 3600 s after its ingestion",
+        ),
+        (
+            "bad-huge",
+            "amount_out_of_range",
+            "top_up_amount_cents = 500000000 is outside [1, 100000]",
+        ),
+        (
+            "bad-negative",
+            "amount_out_of_range",
+            "top_up_amount_cents = -500",
+        ),
+        ("too-late", "too_late", "is before the late-event cutoff"),
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (row, (id, reason, detail)) in found.iter().zip(expect) {
+        assert!(row.contains(&format!("event_id={id}")), "{row}");
+        assert!(row.contains(&format!("reason={reason}")), "{row}");
+        assert!(row.contains(detail), "{row}");
+        assert!(row.contains("kafka_topic=telecom.events.v1"), "{row}");
+    }
+
+    // The accepted late top-up changed the features of its day.
+    let features_after = query_table(
+        &lake.location,
+        &mlops_features::table::daily_spec(),
+        &format!(
+            "SELECT top_ups_30d, top_up_cents_30d FROM t WHERE subscriber_id = '{subscriber}' \
+             AND as_of_date = DATE '{late_day}'"
+        ),
+    )
+    .await;
+    let before: Vec<String> = features_before.iter().flat_map(format_rows).collect();
+    let after: Vec<String> = features_after.iter().flat_map(format_rows).collect();
+    assert_eq!(before.len(), 1);
+    let number = |row: &str, name: &str| -> i64 {
+        row.split('|')
+            .find_map(|cell| cell.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .expect(name)
+    };
+    assert_eq!(
+        number(&after[0], "top_ups_30d"),
+        number(&before[0], "top_ups_30d") + 1
+    );
+    assert_eq!(
+        number(&after[0], "top_up_cents_30d"),
+        number(&before[0], "top_up_cents_30d") + 1_500
+    );
+
+    // Copies of events already in silver (within the horizon), sent again
+    // later, are dropped; a copy beyond the late horizon is quarantined.
+    let again = vec![days[28][5].clone(), days[29][7].clone()];
+    write_bronze(&lake.location, &again, 100, ingested).await;
+    let report = run_once(&lake).await;
+    assert_eq!(report.silver.rows_in, 2);
+    assert_eq!(report.silver.rows_out, 0);
+    assert_eq!(report.silver.duplicates, 2, "{report:?}");
+    assert_eq!(report.silver.quarantined, 0, "{report:?}");
+}
