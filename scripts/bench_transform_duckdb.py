@@ -25,10 +25,8 @@ files = DeltaTable(os.path.join(lake, "bronze/telecom_events")).file_uris()
 con = duckdb.connect()
 con.execute("SET threads TO %d" % (os.cpu_count() or 2))
 con.execute("SET TimeZone = 'UTC'")
-con.execute(
-    "CREATE VIEW bronze AS SELECT * FROM read_parquet(?, hive_partitioning = true)",
-    [files],
-)
+files = [f.removeprefix("file://") for f in files]
+con.read_parquet(files, hive_partitioning=True).create_view("bronze")
 
 kinds = "'call','sms','data_session','top_up','plan_change','support_ticket','churn','activation'"
 invalid = f"""

@@ -18,7 +18,7 @@ global.kafka.brokers).
 {{- $otel := $global.otel | default dict -}}
 {{- $kafka := $global.kafka | default dict -}}
 - name: RUST_LOG
-  value: {{ $root.Values.logLevel | default $global.logLevel | default "info" | quote }}
+  value: {{ $root.Values.logLevel | default $global.logLevel | default "info,deltalake_core=warn,buoyant_kernel=warn" | quote }}
 - name: LOG_FORMAT
   value: {{ $root.Values.logFormat | default $global.logFormat | default "json" | quote }}
 - name: ADMIN_ADDR

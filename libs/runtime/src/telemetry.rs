@@ -33,6 +33,10 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
+/// The log filter without `RUST_LOG`: our info logs, and only warnings from
+/// the Delta Lake libraries (they log every commit and snapshot at info).
+pub const DEFAULT_LOG_FILTER: &str = "info,deltalake_core=warn,buoyant_kernel=warn";
+
 /// Telemetry settings: `RUST_LOG`, `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`,
 /// `OTEL_SERVICE_NAME`.
 #[derive(Clone, Debug)]
@@ -55,7 +59,7 @@ impl TelemetryConfig {
         }
         Self {
             service_name: env.string("OTEL_SERVICE_NAME", default_service_name),
-            log_filter: env.string("RUST_LOG", "info"),
+            log_filter: env.string("RUST_LOG", DEFAULT_LOG_FILTER),
             log_format: env.parse("LOG_FORMAT", LogFormat::Text),
             otlp_endpoint,
         }
@@ -224,7 +228,7 @@ mod tests {
         assert!(ok.is_ok());
         assert_eq!(config.service_name, "svc");
         assert_eq!(config.log_format, LogFormat::Text);
-        assert_eq!(config.log_filter, "info");
+        assert_eq!(config.log_filter, DEFAULT_LOG_FILTER);
         assert_eq!(config.otlp_endpoint, None);
     }
 

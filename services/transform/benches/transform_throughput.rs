@@ -26,6 +26,11 @@ fn env_number(name: &str, default: u32) -> u32 {
 async fn main() {
     let subscribers = env_number("BENCH_SUBSCRIBERS", 20_000);
     let days = env_number("BENCH_DAYS", 30);
+    let telemetry = mlops_runtime::telemetry::init(&mlops_runtime::TelemetryConfig::from_env(
+        &mut mlops_runtime::EnvReader::from_process(),
+        "transform-bench",
+    ))
+    .expect("telemetry");
     let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -104,4 +109,5 @@ async fn main() {
         "ratio: transform takes {:.2}x the DuckDB time (target <= 1.5)",
         transform_seconds / duckdb_seconds
     );
+    telemetry.shutdown();
 }

@@ -100,6 +100,7 @@ pub async fn run(lake: &LakeLocation, metrics: &TransformMetrics) -> Result<Gold
     };
     report.days = Some((start, end));
 
+    let mut phases = crate::Phases::start();
     let ctx = query::session()?;
     query::register(&ctx, "silver", &silver_table, None).await?;
     let history_start = start - Duration::days(LONG_WINDOW_DAYS - 1);
@@ -112,6 +113,7 @@ pub async fn run(lake: &LakeLocation, metrics: &TransformMetrics) -> Result<Gold
         .collect()
         .await?;
     let activity = activity::from_batches(&activity_rows)?;
+    phases.done("daily activity");
     metrics
         .rows_in
         .get_or_create(&label("table", silver::TABLE))
@@ -125,6 +127,7 @@ pub async fn run(lake: &LakeLocation, metrics: &TransformMetrics) -> Result<Gold
         profile_parts.push(ctx.sql(&sql).await?.collect().await?);
     }
     let profiles = profile::from_batches(&profile_parts[0], &profile_parts[1], &profile_parts[2])?;
+    phases.done("profiles");
 
     let mut by_subscriber: HashMap<&str, Vec<DailyActivity>> = HashMap::new();
     for (subscriber, day) in &activity {
@@ -138,6 +141,7 @@ pub async fn run(lake: &LakeLocation, metrics: &TransformMetrics) -> Result<Gold
     }
     let rows = feature_rows(&profiles, &by_subscriber, start, end);
     let kpis = kpi_rows(&profiles, &activity, start, end);
+    phases.done("features and kpis");
 
     let range = |column: &str| -> Expr {
         col(column)
@@ -158,6 +162,7 @@ pub async fn run(lake: &LakeLocation, metrics: &TransformMetrics) -> Result<Gold
             .rows_out
             .get_or_create(&label("table", feature_table::DAILY_TABLE))
             .inc_by(report.feature_rows);
+        phases.done("write features");
     }
     if kpi.behind(target) {
         let batch = kpi_batch(&kpi.spec, &kpis)?;
@@ -173,6 +178,7 @@ pub async fn run(lake: &LakeLocation, metrics: &TransformMetrics) -> Result<Gold
             .rows_out
             .get_or_create(&label("table", kpi_daily::TABLE))
             .inc_by(report.kpi_rows);
+        phases.done("write kpis");
     }
     if latest.behind(target) {
         let merged = merge_latest(&latest.table, rows).await?;
@@ -183,6 +189,7 @@ pub async fn run(lake: &LakeLocation, metrics: &TransformMetrics) -> Result<Gold
             .rows_out
             .get_or_create(&label("table", feature_table::LATEST_TABLE))
             .inc_by(report.latest_rows);
+        phases.done("write latest");
     }
     report.changed = true;
     info!(

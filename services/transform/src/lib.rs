@@ -78,3 +78,26 @@ pub(crate) fn delta(table: &str) -> impl Fn(deltalake::DeltaTableError) -> Error
         source: Box::new(source),
     }
 }
+
+/// Times the phases of a run (logged at debug level: set
+/// `RUST_LOG=mlops_transform=debug` to see where a long run spends its time).
+pub(crate) struct Phases {
+    last: std::time::Instant,
+}
+
+impl Phases {
+    pub(crate) fn start() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn done(&mut self, phase: &'static str) {
+        tracing::debug!(
+            phase,
+            seconds = self.last.elapsed().as_secs_f64(),
+            "phase finished"
+        );
+        self.last = std::time::Instant::now();
+    }
+}

@@ -226,14 +226,6 @@ fn classify_columns(rules: &[Rule]) -> (String, String) {
     )
 }
 
-fn column_list(spec: &mlops_lake::TableSpec) -> String {
-    spec.columns
-        .iter()
-        .map(|c| c.name().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Settings of the silver step.
 #[derive(Clone, Copy, Debug)]
 pub struct SilverParams {
@@ -286,6 +278,7 @@ pub async fn run(
         late_cutoff: newest.map(|d| d - Duration::days(i64::from(params.late_horizon_days))),
     };
     let (reason, detail) = classify_columns(&rules(rule_params));
+    let mut phases = crate::Phases::start();
     let from = |done: Option<i64>| done.map(|v| v.max(0) as u64);
 
     // Quarantine first: if the run dies between the two commits, silver is
@@ -323,6 +316,7 @@ pub async fn run(
                 .inc_by(*n);
         }
         append(quarantine_table, quarantine::TABLE, batches, None, target).await?;
+        phases.done("quarantine");
         if from(quarantine_done) == from(silver_done) {
             quarantined_in_range = Some(count);
         }
@@ -348,6 +342,7 @@ pub async fn run(
         };
         let updated = append(silver_table, silver::TABLE, Vec::new(), plan, target).await?;
         report.rows_out = changes::new_data(&updated, before).await?.rows();
+        phases.done("silver");
         metrics
             .rows_out
             .get_or_create(&label("table", silver::TABLE))
@@ -398,15 +393,30 @@ async fn silver_plan(
         }
         _ => String::new(),
     };
-    let columns = column_list(&silver::spec());
+    // Dedup without sorting every row: only ids seen more than once (rare)
+    // are grouped to find their first copy, so the rows keep their scan
+    // order (by event date, as bronze files are) for the partitioned write.
+    let coordinates = |t: &str| {
+        format!(
+            "concat({t}.kafka_topic, '/', lpad(CAST({t}.kafka_partition AS VARCHAR), 10, '0'), \
+             '/', lpad(CAST({t}.kafka_offset AS VARCHAR), 20, '0'))"
+        )
+    };
+    let columns = silver::spec()
+        .columns
+        .iter()
+        .map(|c| format!("v.{}", c.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (valid_coordinates, first_coordinates) = (coordinates("v"), coordinates("valid"));
     let sql = format!(
-        "SELECT {columns} FROM ( \
-           SELECT *, row_number() OVER ( \
-             PARTITION BY event_id ORDER BY kafka_topic, kafka_partition, kafka_offset) AS copy \
-           FROM bronze_new WHERE ({reason}) IS NULL \
-         ) first_copies \
-         WHERE copy = 1 AND NOT EXISTS ( \
-           SELECT 1 FROM silver s WHERE s.event_id = first_copies.event_id {horizon})"
+        "WITH valid AS (SELECT * FROM bronze_new WHERE ({reason}) IS NULL), \
+         repeated AS ( \
+           SELECT event_id, min({first_coordinates}) AS first_copy \
+           FROM valid GROUP BY event_id HAVING count(*) > 1) \
+         SELECT {columns} FROM valid v LEFT JOIN repeated r ON v.event_id = r.event_id \
+         WHERE (r.event_id IS NULL OR {valid_coordinates} = r.first_copy) \
+           AND NOT EXISTS (SELECT 1 FROM silver s WHERE s.event_id = v.event_id {horizon})"
     );
     let plan = ctx.sql(&sql).await?.into_unoptimized_plan();
     Ok((ctx, plan))
