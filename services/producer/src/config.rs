@@ -10,7 +10,8 @@ use clap::{Parser, ValueEnum};
 pub enum Mode {
     /// Send `--days` of history as fast as the broker takes it, then exit.
     Backfill,
-    /// Send events in real time at `--rate` per second until stopped.
+    /// Send events in real time at `--rate` per second until stopped,
+    /// continuing the world after the `--days` a backfill would send.
     Live,
 }
 

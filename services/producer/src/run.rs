@@ -117,12 +117,7 @@ pub async fn run(
     let producer = kafka.idempotent_producer()?;
 
     let start_date = config.start_date.unwrap_or_else(|| {
-        let days_back = if config.mode == Mode::Backfill {
-            config.days
-        } else {
-            0
-        };
-        (Utc::now() - chrono::Duration::days(i64::from(days_back))).date_naive()
+        (Utc::now() - chrono::Duration::days(i64::from(config.days))).date_naive()
     });
     let sim = SimConfig {
         seed: config.seed,
@@ -135,6 +130,15 @@ pub async fn run(
         malformed: config.malformed_rate,
     };
     let mut emitter = Emitter::new(&sim, faults);
+    if config.mode == Mode::Live {
+        // Live mode continues the world a backfill with the same settings
+        // sent: its `--days` are simulated without sending, so subscribers
+        // keep their histories and no event id repeats one of the backfill.
+        for _ in 0..config.days {
+            emitter.next_day();
+        }
+        emitter.drain_delayed();
+    }
     let mut sender = Sender::new(producer.clone(), &config.topic, metrics.clone());
     let mut summary = Summary::default();
     let started = Instant::now();

@@ -89,3 +89,77 @@ async fn backfill_sends_keyed_versioned_events_and_writes_the_truth() {
     }
     assert_eq!(seen, 1500, "every record reached the topic");
 }
+
+/// Every record of `topic`, decoded (waits until `expected` arrived).
+fn read_events(topic: &str, expected: usize) -> Vec<TelecomEvent> {
+    let consumer: BaseConsumer = mlops_bus::KafkaSettings::new(brokers(), "test")
+        .consumer_config(&format!("check-{topic}"))
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let started = Instant::now();
+    let mut events = Vec::new();
+    while events.len() < expected && started.elapsed() < Duration::from_secs(30) {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.expect("message");
+            events.push(TelecomEvent::decode(message.payload().expect("payload")).expect("event"));
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_mode_continues_the_backfilled_world_with_new_event_ids() {
+    let topic = format!("events-{}", uuid::Uuid::new_v4().simple());
+    let args = |mode: &str| {
+        ProducerConfig::try_parse_from([
+            "producer",
+            "--brokers",
+            &brokers(),
+            "--topic",
+            &topic,
+            "--mode",
+            mode,
+            "--subscribers",
+            "20",
+            "--days",
+            "3",
+            "--rate",
+            "2000",
+            "--max-events",
+            "150",
+            "--admin-addr",
+            "127.0.0.1:0",
+        ])
+        .expect("args")
+    };
+    let metrics = ProducerMetrics::default();
+    let backfill = mlops_producer::run(&args("backfill"), &metrics, Shutdown::new())
+        .await
+        .expect("backfill");
+    let started = chrono::Utc::now();
+    let live = mlops_producer::run(&args("live"), &metrics, Shutdown::new())
+        .await
+        .expect("live");
+    assert_eq!(live.total, 150);
+    assert_eq!(
+        live.by_kind.get("activation"),
+        None,
+        "the subscribers were activated in the simulated days"
+    );
+
+    let events = read_events(&topic, (backfill.total + live.total) as usize);
+    assert_eq!(events.len() as u64, backfill.total + live.total);
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.event_id.clone()).collect();
+    assert_eq!(
+        ids.len(),
+        events.len(),
+        "no live event repeats a backfill id"
+    );
+    let live_times = events
+        .iter()
+        .filter_map(|e| e.event_time)
+        .filter(|t| t.seconds >= started.timestamp() - 1)
+        .count();
+    assert_eq!(live_times as u64, live.total, "live events happen now");
+}
