@@ -36,22 +36,26 @@ impl TableSpec {
             source,
         };
         lake.ensure_local_dir(self.name)?;
-        match DeltaTableBuilder::from_url(url.clone())
-            .map_err(delta_err)?
-            .with_storage_options(lake.options().clone())
-            .load()
-            .await
-        {
-            Ok(table) => return Ok(table),
-            Err(DeltaTableError::NotATable(_)) => {}
-            Err(other) => return Err(delta_err(other)),
-        }
-        tracing::info!(table = self.name, %url, "creating delta table");
         let table = DeltaTableBuilder::from_url(url.clone())
             .map_err(delta_err)?
             .with_storage_options(lake.options().clone())
             .build()
             .map_err(delta_err)?;
+        // Loading a table without a log makes the Delta kernel log an error;
+        // look for the log first so a first start does not look like a failure.
+        if has_log(&table).await? {
+            match DeltaTableBuilder::from_url(url.clone())
+                .map_err(delta_err)?
+                .with_storage_options(lake.options().clone())
+                .load()
+                .await
+            {
+                Ok(table) => return Ok(table),
+                Err(DeltaTableError::NotATable(_)) => {}
+                Err(other) => return Err(delta_err(other)),
+            }
+        }
+        tracing::info!(table = self.name, %url, "creating delta table");
         let created = deltalake::operations::create::CreateBuilder::new()
             .with_log_store(table.log_store())
             .with_table_name(self.name.replace('/', "_"))
@@ -84,6 +88,22 @@ impl TableSpec {
             .await
             .map_err(delta_err)
     }
+}
+
+/// Whether the table's `_delta_log/` holds anything.
+async fn has_log(table: &DeltaTable) -> Result<bool> {
+    use futures::TryStreamExt;
+    let store = table.log_store().object_store(None);
+    let prefix = object_store::path::Path::from("_delta_log");
+    let first = store
+        .list(Some(&prefix))
+        .try_next()
+        .await
+        .map_err(|source| Error::Delta {
+            table: table.table_url().to_string(),
+            source: source.into(),
+        })?;
+    Ok(first.is_some())
 }
 
 fn column(name: &str, ty: PrimitiveType, nullable: bool) -> StructField {
