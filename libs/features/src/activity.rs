@@ -37,6 +37,22 @@ impl DailyActivity {
     pub fn is_active(&self) -> bool {
         self.calls + self.sms + self.data_sessions + self.top_ups > 0
     }
+
+    /// Adds another day's counts and sums (for windows and KPIs); the date
+    /// is kept.
+    pub fn add(&mut self, day: &DailyActivity) {
+        self.calls += day.calls;
+        self.dropped_calls += day.dropped_calls;
+        self.call_seconds += day.call_seconds;
+        self.sms += day.sms;
+        self.data_sessions += day.data_sessions;
+        self.data_bytes += day.data_bytes;
+        self.top_ups += day.top_ups;
+        self.top_up_cents += day.top_up_cents;
+        self.tickets += day.tickets;
+        self.unresolved_tickets += day.unresolved_tickets;
+        self.churn_events += day.churn_events;
+    }
 }
 
 /// The aggregates, in [`DailyActivity`] field order: (column, SQL expression

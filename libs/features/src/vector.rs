@@ -208,9 +208,9 @@ pub fn compute(as_of: NaiveDate, profile: &Profile, history: &[DailyActivity]) -
         .iter()
         .filter(|d| d.date >= long_start && d.date <= as_of)
     {
-        add(&mut long, day);
+        long.add(day);
         if day.date >= short_start {
-            add(&mut short, day);
+            short.add(day);
         }
         if day.is_active() {
             active_days += 1;
@@ -253,20 +253,6 @@ pub fn compute(as_of: NaiveDate, profile: &Profile, history: &[DailyActivity]) -
         days_since_last_activity: last_active
             .map_or(LONG_WINDOW_DAYS, |day| (as_of - day).num_days()),
     }
-}
-
-fn add(total: &mut DailyActivity, day: &DailyActivity) {
-    total.calls += day.calls;
-    total.dropped_calls += day.dropped_calls;
-    total.call_seconds += day.call_seconds;
-    total.sms += day.sms;
-    total.data_sessions += day.data_sessions;
-    total.data_bytes += day.data_bytes;
-    total.top_ups += day.top_ups;
-    total.top_up_cents += day.top_up_cents;
-    total.tickets += day.tickets;
-    total.unresolved_tickets += day.unresolved_tickets;
-    total.churn_events += day.churn_events;
 }
 
 #[cfg(test)]

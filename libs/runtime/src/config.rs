@@ -35,6 +35,16 @@ impl EnvReader {
         }
     }
 
+    /// Reads from name/value pairs (tests).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
     /// The raw value when set and non-empty.
     pub fn optional(&self, name: &str) -> Option<String> {
         self.vars

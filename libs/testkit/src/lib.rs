@@ -176,3 +176,21 @@ pub async fn http_get(url: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// Runs a Python script with the test venv's interpreter (`TEST_PYTHON`) and
+/// returns its standard output; a failing script fails the test with its
+/// standard error.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(required_env("TEST_PYTHON"))
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "python script failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

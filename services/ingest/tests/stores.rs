@@ -52,21 +52,9 @@ print(json.dumps({
 sys.stdout.flush()
 os._exit(0)
 "#;
-    let output = std::process::Command::new(required_env("TEST_PYTHON"))
-        .args([
-            "-c",
-            script,
-            table_uri,
-            &serde_json::to_string(storage_options).expect("json"),
-        ])
-        .output()
-        .expect("run python");
-    assert!(
-        output.status.success(),
-        "python reader failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("reader output")
+    let options = serde_json::to_string(storage_options).expect("json");
+    let output = run_python(script, &[table_uri, &options]);
+    serde_json::from_str(&output).expect("reader output")
 }
 
 fn assert_reader_agrees(report: &serde_json::Value, rows: u64) {

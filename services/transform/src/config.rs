@@ -74,12 +74,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> EnvReader {
-        EnvReader::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        EnvReader::from_pairs(pairs)
     }
 
     #[test]

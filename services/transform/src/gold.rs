@@ -249,16 +249,11 @@ fn feature_rows(
     rows
 }
 
+/// A region's day: its active subscribers and the sum of their activity.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Kpi {
     active_subscribers: i64,
-    calls: i64,
-    dropped_calls: i64,
-    data_bytes: i64,
-    top_up_revenue_cents: i64,
-    tickets: i64,
-    unresolved_tickets: i64,
-    churn_events: i64,
+    totals: DailyActivity,
 }
 
 /// KPIs per (day, home region) over `start..=end`.
@@ -279,13 +274,7 @@ fn kpi_rows(
             .unwrap_or_else(|| kpi_daily::UNKNOWN_REGION.to_string());
         let kpi = kpis.entry((day.date, region)).or_default();
         kpi.active_subscribers += i64::from(day.is_active());
-        kpi.calls += day.calls;
-        kpi.dropped_calls += day.dropped_calls;
-        kpi.data_bytes += day.data_bytes;
-        kpi.top_up_revenue_cents += day.top_up_cents;
-        kpi.tickets += day.tickets;
-        kpi.unresolved_tickets += day.unresolved_tickets;
-        kpi.churn_events += day.churn_events;
+        kpi.totals.add(day);
     }
     kpis
 }
@@ -306,24 +295,24 @@ fn kpi_batch(spec: &TableSpec, kpis: &BTreeMap<(NaiveDate, String), Kpi>) -> Res
                 .collect::<StringArray>(),
         ),
         long(&|k| k.active_subscribers),
-        long(&|k| k.calls),
-        long(&|k| k.dropped_calls),
+        long(&|k| k.totals.calls),
+        long(&|k| k.totals.dropped_calls),
         Arc::new(
             kpis.values()
                 .map(|k| {
-                    Some(if k.calls == 0 {
+                    Some(if k.totals.calls == 0 {
                         0.0
                     } else {
-                        k.dropped_calls as f64 / k.calls as f64
+                        k.totals.dropped_calls as f64 / k.totals.calls as f64
                     })
                 })
                 .collect::<Float64Array>(),
         ),
-        long(&|k| k.data_bytes),
-        long(&|k| k.top_up_revenue_cents),
-        long(&|k| k.tickets),
-        long(&|k| k.unresolved_tickets),
-        long(&|k| k.churn_events),
+        long(&|k| k.totals.data_bytes),
+        long(&|k| k.totals.top_up_cents),
+        long(&|k| k.totals.tickets),
+        long(&|k| k.totals.unresolved_tickets),
+        long(&|k| k.totals.churn_events),
     ];
     Ok(RecordBatch::try_new(
         Arc::new(spec.arrow_schema()?),

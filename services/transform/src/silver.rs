@@ -315,7 +315,7 @@ pub async fn run(
                 .get_or_create(&label("reason", reason))
                 .inc_by(*n);
         }
-        append(quarantine_table, quarantine::TABLE, batches, None, target).await?;
+        append(quarantine_table, &quarantine::spec(), batches, None, target).await?;
         phases.done("quarantine");
         if from(quarantine_done) == from(silver_done) {
             quarantined_in_range = Some(count);
@@ -340,7 +340,7 @@ pub async fn run(
         } else {
             Some(silver_plan(&bronze_table, &silver_table, &new, &reason, params).await?)
         };
-        let updated = append(silver_table, silver::TABLE, Vec::new(), plan, target).await?;
+        let updated = append(silver_table, &silver::spec(), Vec::new(), plan, target).await?;
         report.rows_out = changes::new_data(&updated, before).await?.rows();
         phases.done("silver");
         metrics
@@ -426,7 +426,7 @@ async fn silver_plan(
 /// as its progress, in one commit.
 async fn append(
     table: DeltaTable,
-    name: &str,
+    spec: &mlops_lake::TableSpec,
     batches: Vec<RecordBatch>,
     plan: Option<(
         deltalake::datafusion::prelude::SessionContext,
@@ -438,24 +438,19 @@ async fn append(
         return Ok(changes::record_progress(&table, APP_BRONZE, bronze_version as i64).await?);
     }
     let txn = Transaction::new(APP_BRONZE, bronze_version as i64);
-    let partition_columns: Vec<String> = if name == quarantine::TABLE {
-        Vec::new()
-    } else {
-        vec![silver::EVENT_DATE.to_string()]
-    };
     let mut builder = table
         .write(batches)
         .with_save_mode(SaveMode::Append)
         .with_commit_properties(CommitProperties::default().with_application_transaction(txn));
-    if !partition_columns.is_empty() {
-        builder = builder.with_partition_columns(partition_columns);
+    if !spec.partition_columns.is_empty() {
+        builder = builder.with_partition_columns(spec.partition_columns.iter().copied());
     }
     if let Some((ctx, plan)) = plan {
         builder = builder
             .with_input_plan(plan)
             .with_session_state(Arc::new(ctx.state()));
     }
-    builder.await.map_err(delta(name))
+    builder.await.map_err(delta(spec.name))
 }
 
 fn count_reasons(batches: &[RecordBatch]) -> BTreeMap<String, u64> {

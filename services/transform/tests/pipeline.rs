@@ -151,15 +151,19 @@ async fn invalid_and_late_rows_are_quarantined_and_late_rows_within_the_horizon_
         ),
     ];
     let late_day = last_day - Duration::days(5);
-    let features_before = query_table(
-        &lake.location,
-        &mlops_features::table::daily_spec(),
-        &format!(
-            "SELECT top_ups_30d, top_up_cents_30d FROM t WHERE subscriber_id = '{subscriber}' \
-             AND as_of_date = DATE '{late_day}'"
-        ),
-    )
-    .await;
+    let top_ups_on_late_day = || async {
+        let rows = query_table(
+            &lake.location,
+            &mlops_features::table::daily_spec(),
+            &format!(
+                "SELECT top_ups_30d, top_up_cents_30d FROM t \
+                 WHERE subscriber_id = '{subscriber}' AND as_of_date = DATE '{late_day}'"
+            ),
+        )
+        .await;
+        rows.iter().flat_map(format_rows).collect::<Vec<String>>()
+    };
+    let before = top_ups_on_late_day().await;
     write_bronze(&lake.location, &bad, 100, ingested).await;
     let report = run_once(&lake).await;
     assert_eq!(report.silver.quarantined, 5, "{report:?}");
@@ -205,17 +209,7 @@ async fn invalid_and_late_rows_are_quarantined_and_late_rows_within_the_horizon_
     }
 
     // The accepted late top-up changed the features of its day.
-    let features_after = query_table(
-        &lake.location,
-        &mlops_features::table::daily_spec(),
-        &format!(
-            "SELECT top_ups_30d, top_up_cents_30d FROM t WHERE subscriber_id = '{subscriber}' \
-             AND as_of_date = DATE '{late_day}'"
-        ),
-    )
-    .await;
-    let before: Vec<String> = features_before.iter().flat_map(format_rows).collect();
-    let after: Vec<String> = features_after.iter().flat_map(format_rows).collect();
+    let after = top_ups_on_late_day().await;
     assert_eq!(before.len(), 1);
     let number = |row: &str, name: &str| -> i64 {
         row.split('|')

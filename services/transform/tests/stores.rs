@@ -17,21 +17,8 @@ print(DeltaTable(uri, storage_options=options or None).to_pyarrow_table().num_ro
 sys.stdout.flush()
 os._exit(0)
 "#;
-    let output = std::process::Command::new(required_env("TEST_PYTHON"))
-        .args([
-            "-c",
-            script,
-            table_uri,
-            &serde_json::to_string(storage_options).expect("json"),
-        ])
-        .output()
-        .expect("python");
-    assert!(
-        output.status.success(),
-        "python reader failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
+    let options = serde_json::to_string(storage_options).expect("json");
+    run_python(script, &[table_uri, &options])
         .trim()
         .parse()
         .expect("row count")

@@ -3,7 +3,6 @@
 //! table contents read back for comparison.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -90,10 +89,10 @@ pub fn ingested_at(days: u32) -> DateTime<Utc> {
 }
 
 pub fn config(lake: &TestLake) -> TransformConfig {
-    let mut config = TransformConfig::from_env(&mut EnvReader::from_map(HashMap::from([
-        ("ADMIN_ADDR".to_string(), "127.0.0.1:0".to_string()),
-        ("LAKE_URL".to_string(), lake.location.root().to_string()),
-    ])))
+    let mut config = TransformConfig::from_env(&mut EnvReader::from_pairs(&[
+        ("ADMIN_ADDR", "127.0.0.1:0"),
+        ("LAKE_URL", lake.location.root().as_str()),
+    ]))
     .expect("config");
     config.lake = lake.location.clone();
     config
