@@ -11,14 +11,19 @@
 //!
 //! Every window ends with the as-of day included: "7 days" is the as-of day
 //! and the six before it. Nothing looks past the as-of day.
+//!
+//! A [`FeatureRow`] (the features with the subscriber and day) converts to and
+//! from Arrow ([`row`]). The gold tables' specs live with the other table
+//! specs in `mlops-lake`, so this crate needs Arrow but no lake stack.
 
 pub mod activity;
 pub mod profile;
-pub mod table;
+pub mod row;
 pub mod vector;
 
 pub use activity::DailyActivity;
 pub use profile::Profile;
+pub use row::FeatureRow;
 pub use vector::{
     FEATURES, FeatureKind, FeatureVector, LONG_WINDOW_DAYS, SHORT_WINDOW_DAYS, compute,
 };

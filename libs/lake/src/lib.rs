@@ -15,7 +15,7 @@ pub mod tables;
 
 pub use deltalake;
 pub use location::LakeLocation;
-pub use tables::{TableSpec, bronze, kpi_daily, quarantine, silver};
+pub use tables::{TableSpec, bronze, kpi_daily, quarantine, silver, subscriber_features};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -1,5 +1,6 @@
 //! Table names and schemas as code. Every writer and reader of a table uses
-//! the spec here, so the contract in ARCHITECTURE.md has one definition.
+//! the spec here, so each table contract (the README's "Contracts" and
+//! "transform" sections describe them) has one definition.
 
 use deltalake::kernel::{DataType, PrimitiveType, StructField};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -280,8 +281,64 @@ pub mod kpi_daily {
     }
 }
 
+/// `gold/subscriber_features_daily` (one row per subscriber per day,
+/// partitioned by `as_of_date`) and `gold/subscriber_features_latest` (each
+/// subscriber's most recent row, for online lookups). Rows are
+/// [`mlops_features::FeatureRow`]s; the feature columns come from
+/// [`mlops_features::FEATURES`], in that order.
+pub mod subscriber_features {
+    pub use mlops_features::row::{AS_OF_DATE, CHURNED, PLAN, REGION, SUBSCRIBER_ID};
+    use mlops_features::{FEATURES, FeatureKind};
+
+    use super::*;
+
+    pub const DAILY_TABLE: &str = "gold/subscriber_features_daily";
+    pub const LATEST_TABLE: &str = "gold/subscriber_features_latest";
+
+    fn columns() -> Vec<StructField> {
+        use PrimitiveType::*;
+        let mut columns = vec![
+            column(SUBSCRIBER_ID, String, false),
+            column(AS_OF_DATE, Date, false),
+            column(REGION, String, true),
+            column(PLAN, String, true),
+            column(CHURNED, Boolean, false),
+        ];
+        columns.extend(FEATURES.iter().map(|f| {
+            let ty = match f.kind {
+                FeatureKind::Long => Long,
+                FeatureKind::Double => Double,
+            };
+            column(f.name, ty, f.nullable)
+        }));
+        columns
+    }
+
+    pub fn daily_spec() -> TableSpec {
+        TableSpec {
+            name: DAILY_TABLE,
+            columns: columns(),
+            partition_columns: vec![AS_OF_DATE],
+        }
+    }
+
+    pub fn latest_spec() -> TableSpec {
+        TableSpec {
+            name: LATEST_TABLE,
+            columns: columns(),
+            partition_columns: vec![],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use chrono::NaiveDate;
+    use mlops_features::row::{from_record_batch, to_record_batch};
+    use mlops_features::{FEATURES, FeatureRow, FeatureVector};
+
     use super::*;
 
     #[test]
@@ -299,5 +356,37 @@ mod tests {
         );
         assert!(!field.is_nullable());
         assert_eq!(schema.fields().len(), bronze::spec().columns.len());
+    }
+
+    #[test]
+    fn feature_rows_round_trip_through_the_gold_tables_schema() {
+        for spec in [
+            subscriber_features::daily_spec(),
+            subscriber_features::latest_spec(),
+        ] {
+            let schema = Arc::new(spec.arrow_schema().expect("arrow schema"));
+            let row = FeatureRow {
+                subscriber_id: "sub-1".into(),
+                as_of_date: NaiveDate::from_ymd_opt(2026, 3, 4).expect("date"),
+                region: Some("north".into()),
+                plan: None,
+                churned: true,
+                features: FeatureVector {
+                    tenure_days: None,
+                    calls_30d: 12,
+                    dropped_call_rate_7d: 0.5,
+                    days_since_last_activity: 3,
+                    ..FeatureVector::default()
+                },
+            };
+            let batch = to_record_batch(schema, std::slice::from_ref(&row)).expect("batch");
+            assert_eq!(batch.num_columns(), 5 + FEATURES.len(), "{}", spec.name);
+            assert_eq!(
+                from_record_batch(&batch).expect("rows"),
+                vec![row],
+                "{}",
+                spec.name
+            );
+        }
     }
 }

@@ -12,9 +12,9 @@ use deltalake::datafusion::scalar::ScalarValue;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
-use mlops_features::table::{self as feature_table, FeatureRow};
-use mlops_features::{DailyActivity, LONG_WINDOW_DAYS, Profile, activity, profile};
-use mlops_lake::{LakeLocation, TableSpec, changes, kpi_daily, query, silver};
+use mlops_features::row as feature_row;
+use mlops_features::{DailyActivity, FeatureRow, LONG_WINDOW_DAYS, Profile, activity, profile};
+use mlops_lake::{LakeLocation, TableSpec, changes, kpi_daily, query, silver, subscriber_features};
 use tracing::info;
 
 use crate::metrics::{TransformMetrics, label};
@@ -54,8 +54,8 @@ impl Output {
 pub async fn run(lake: &LakeLocation, metrics: &TransformMetrics) -> Result<GoldReport> {
     let silver_table = silver::spec().open_or_create(lake).await?;
     let target = silver_table.version().unwrap_or_default();
-    let mut daily = Output::open(feature_table::daily_spec(), lake).await?;
-    let mut latest = Output::open(feature_table::latest_spec(), lake).await?;
+    let mut daily = Output::open(subscriber_features::daily_spec(), lake).await?;
+    let mut latest = Output::open(subscriber_features::latest_spec(), lake).await?;
     let mut kpi = Output::open(kpi_daily::spec(), lake).await?;
     let mut report = GoldReport {
         silver_version: target,
@@ -80,7 +80,7 @@ pub async fn run(lake: &LakeLocation, metrics: &TransformMetrics) -> Result<Gold
         .copied();
     // Days after the last computed one get rows even without events of
     // their own (every subscriber has a row per day).
-    let computed_until = changes::partition_dates(&daily.table, feature_table::AS_OF_DATE)?
+    let computed_until = changes::partition_dates(&daily.table, subscriber_features::AS_OF_DATE)?
         .last()
         .copied();
     let start = match (touched.first(), computed_until) {
@@ -149,18 +149,18 @@ pub async fn run(lake: &LakeLocation, metrics: &TransformMetrics) -> Result<Gold
             .and(col(column).lt_eq(lit(ScalarValue::Date32(Some(days(end))))))
     };
     if daily.behind(target) {
-        let batch = feature_table::to_record_batch(Arc::new(daily.spec.arrow_schema()?), &rows)?;
+        let batch = feature_row::to_record_batch(Arc::new(daily.spec.arrow_schema()?), &rows)?;
         replace(
             &daily,
             vec![batch],
-            Some(range(feature_table::AS_OF_DATE)),
+            Some(range(subscriber_features::AS_OF_DATE)),
             target,
         )
         .await?;
         report.feature_rows = rows.len() as u64;
         metrics
             .rows_out
-            .get_or_create(&label("table", feature_table::DAILY_TABLE))
+            .get_or_create(&label("table", subscriber_features::DAILY_TABLE))
             .inc_by(report.feature_rows);
         phases.done("write features");
     }
@@ -182,12 +182,12 @@ pub async fn run(lake: &LakeLocation, metrics: &TransformMetrics) -> Result<Gold
     }
     if latest.behind(target) {
         let merged = merge_latest(&latest.table, rows).await?;
-        let batch = feature_table::to_record_batch(Arc::new(latest.spec.arrow_schema()?), &merged)?;
+        let batch = feature_row::to_record_batch(Arc::new(latest.spec.arrow_schema()?), &merged)?;
         replace(&latest, vec![batch], None, target).await?;
         report.latest_rows = merged.len() as u64;
         metrics
             .rows_out
-            .get_or_create(&label("table", feature_table::LATEST_TABLE))
+            .get_or_create(&label("table", subscriber_features::LATEST_TABLE))
             .inc_by(report.latest_rows);
         phases.done("write latest");
     }
@@ -328,7 +328,7 @@ async fn merge_latest(table: &DeltaTable, rows: Vec<FeatureRow>) -> Result<Vec<F
         let ctx = query::session()?;
         query::register(&ctx, "latest", table, None).await?;
         for batch in ctx.sql("SELECT * FROM latest").await?.collect().await? {
-            for row in feature_table::from_record_batch(&batch)? {
+            for row in feature_row::from_record_batch(&batch)? {
                 latest.insert(row.subscriber_id.clone(), row);
             }
         }

@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Date32Type, Float64Type, Int64Type};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use mlops_features::table::{self as feature_table, FeatureRow};
-use mlops_lake::kpi_daily;
+use mlops_features::FeatureRow;
+use mlops_features::row as feature_row;
+use mlops_lake::{kpi_daily, subscriber_features};
 use mlops_producer::FaultRates;
 use mlops_proto::events::v1::{TelecomEvent, TicketResolution, telecom_event::Payload};
 use prost::Message;
@@ -329,12 +330,12 @@ async fn gold_matches_an_independent_computation_of_every_value() {
     let mut actual = BTreeMap::new();
     for batch in query_table(
         &lake.location,
-        &feature_table::daily_spec(),
+        &subscriber_features::daily_spec(),
         "SELECT * FROM t",
     )
     .await
     {
-        for row in feature_table::from_record_batch(&batch).expect("rows") {
+        for row in feature_row::from_record_batch(&batch).expect("rows") {
             actual.insert((row.subscriber_id.clone(), row.as_of_date), row);
         }
     }
@@ -364,12 +365,12 @@ async fn gold_matches_an_independent_computation_of_every_value() {
     }
     let latest: Vec<FeatureRow> = query_table(
         &lake.location,
-        &feature_table::latest_spec(),
+        &subscriber_features::latest_spec(),
         "SELECT * FROM t ORDER BY subscriber_id",
     )
     .await
     .iter()
-    .flat_map(|b| feature_table::from_record_batch(b).expect("rows"))
+    .flat_map(|b| feature_row::from_record_batch(b).expect("rows"))
     .collect();
     assert_eq!(latest.len(), latest_expected.len());
     for row in &latest {

@@ -154,7 +154,7 @@ async fn invalid_and_late_rows_are_quarantined_and_late_rows_within_the_horizon_
     let top_ups_on_late_day = || async {
         let rows = query_table(
             &lake.location,
-            &mlops_features::table::daily_spec(),
+            &mlops_lake::subscriber_features::daily_spec(),
             &format!(
                 "SELECT top_ups_30d, top_up_cents_30d FROM t \
                  WHERE subscriber_id = '{subscriber}' AND as_of_date = DATE '{late_day}'"

@@ -37,7 +37,7 @@ async fn pipeline_on(store: Store) {
     assert!(!run_once(&lake).await.changed());
 
     for spec in [
-        mlops_features::table::daily_spec(),
+        mlops_lake::subscriber_features::daily_spec(),
         mlops_lake::kpi_daily::spec(),
     ] {
         let rows = table_rows(&lake.location, &spec).await.len() as u64;

@@ -170,8 +170,8 @@ pub fn output_specs() -> Vec<TableSpec> {
     vec![
         mlops_lake::silver::spec(),
         mlops_lake::quarantine::spec(),
-        mlops_features::table::daily_spec(),
-        mlops_features::table::latest_spec(),
+        mlops_lake::subscriber_features::daily_spec(),
+        mlops_lake::subscriber_features::latest_spec(),
         mlops_lake::kpi_daily::spec(),
     ]
 }
