@@ -27,7 +27,7 @@ mkdir -p "$STACK_LOGS"
 
 log "building the services ($PROFILE profile)"
 cargo build --profile "$PROFILE" --locked -p mlops-producer -p mlops-ingest \
-  -p mlops-transform -p mlops-model-registry -p mlops-registry-client
+  -p mlops-transform -p mlops-model-registry -p mlops-cli
 BIN_DIR="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 
 pids=()

@@ -1,13 +1,10 @@
 //! Typed client of the model registry (`mlops.registry.v1.ModelRegistry`),
-//! used by the trainer, the gateway and the `mlops` CLI.
+//! used by the trainer, the gateway and the `mlops` CLI (`tools/mlops-cli`).
 //!
 //! Every call carries the bearer token and the current trace context. Besides
 //! the raw generated client ([`RegistryClient::raw`]), it offers the calls that
 //! need care: streaming an artifact up with its checksum, and down with the
 //! checksum verified.
-
-pub mod cli;
-pub mod json;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 mod support;
 
 use clap::Parser;
-use mlops_registry_client::cli::{Cli, run_with_output};
+use mlops_cli::{Cli, run_with_output};
 use serde_json::Value;
 use support::{Db, Options, TestRegistry};
 

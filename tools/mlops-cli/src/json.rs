@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use mlops_proto::registry::v1 as pb;
+use mlops_registry_client::proto as pb;
 use serde_json::{Value, json};
 
 pub fn time(ts: &Option<prost_types::Timestamp>) -> Value {

@@ -1,5 +1,5 @@
 use clap::Parser;
-use mlops_registry_client::cli::{Cli, run};
+use mlops_cli::{Cli, run};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
