@@ -6,7 +6,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-pub type Labels = Vec<(String, String)>;
+pub use mlops_runtime::metrics::{Labels, label};
 
 #[derive(Clone)]
 pub struct LatencyBuckets;
@@ -28,6 +28,8 @@ pub struct RegistryMetrics {
     pub bytes_downloaded: Counter,
     pub outbox_pending: Gauge,
     pub events_published: Counter,
+    /// 1 while this replica holds the relay lease and publishes, else 0.
+    pub relay_leader: Gauge,
 }
 
 impl Default for RegistryMetrics {
@@ -39,6 +41,7 @@ impl Default for RegistryMetrics {
             bytes_downloaded: Counter::default(),
             outbox_pending: Gauge::default(),
             events_published: Counter::default(),
+            relay_leader: Gauge::default(),
         }
     }
 }
@@ -74,6 +77,11 @@ impl RegistryMetrics {
             "registry_events_published",
             "Events acknowledged by Kafka",
             self.events_published.clone(),
+        );
+        registry.register(
+            "registry_outbox_relay_leader",
+            "1 while this replica holds the outbox relay lease and publishes",
+            self.relay_leader.clone(),
         );
     }
 

@@ -17,7 +17,10 @@ async fn events_reach_kafka_in_commit_order_and_the_outbox_drains() {
     let topic = support::unique("registry-events");
     let brokers = support::required_env("TEST_KAFKA_BROKERS");
     mlops_bus::KafkaSettings::new(&brokers, "registry-test")
-        .ensure_topics(&[(topic.as_str(), 1)])
+        .ensure_topics(&[mlops_bus::TopicSpec {
+            name: &topic,
+            partitions: 1,
+        }])
         .await
         .expect("topic");
     let registry = TestRegistry::start(Options {
@@ -100,7 +103,10 @@ async fn events_committed_while_kafka_is_unreachable_are_published_later() {
     let topic = support::unique("registry-late");
     let brokers = support::required_env("TEST_KAFKA_BROKERS");
     mlops_bus::KafkaSettings::new(&brokers, "registry-test")
-        .ensure_topics(&[(topic.as_str(), 1)])
+        .ensure_topics(&[mlops_bus::TopicSpec {
+            name: &topic,
+            partitions: 1,
+        }])
         .await
         .expect("topic");
     let registry = TestRegistry::start(Options {
