@@ -29,8 +29,12 @@ LIBRARY = "helm/mlops-common"
 SERVICES = {"producer": 9101, "ingest": 9102, "transform": 9103, "model-registry": 9104}
 REGISTRY, REGISTRY_GRPC_PORT = "model-registry", 50051
 TRANSFORM = "transform"
-# Services that do not use Kafka: no KAFKA_BROKERS, no dependency on the broker.
+# Services that do not use Kafka: no KAFKA_* settings, no dependency on the broker.
 NO_KAFKA = {TRANSFORM}
+# KAFKA_CREATE_TOPICS and KAFKA_REPLICATION_FACTOR of the Kafka services, per
+# ci/*-values.yaml; the chart defaults for every other render.
+TOPIC_SETTINGS = {"managed-topics-values.yaml": ("false", "3")}
+DEFAULT_TOPIC_SETTINGS = ("true", "-1")
 RELEASE, NAMESPACE = "mlops", "mlops"
 NON_ROOT_UID = 65532
 # Env var names that hold credentials: they may only come from a Secret. A
@@ -205,8 +209,9 @@ def platform_rules(docs: list[dict[str, Any]]) -> list[str]:
             for name in required + (["KAFKA_BROKERS"] if kafka else []):
                 if name not in env:
                     problems.append(f"{cw}: env {name} is missing")
-            if not kafka and "KAFKA_BROKERS" in env:
-                problems.append(f"{cw}: env KAFKA_BROKERS is set, but {c['name']} does not use Kafka")
+            if not kafka and any(name.startswith("KAFKA_") for name in env):
+                kafka_env = sorted(name for name in env if name.startswith("KAFKA_"))
+                problems.append(f"{cw}: env {', '.join(kafka_env)} set, but {c['name']} does not use Kafka")
             if env.get("ADMIN_ADDR", {}).get("value") != f"0.0.0.0:{port}":
                 problems.append(f"{cw}: ADMIN_ADDR does not match the admin port")
     # Every Service must select pods that exist and expose the named port.
@@ -235,6 +240,20 @@ def platform_rules(docs: list[dict[str, Any]]) -> list[str]:
         for ep in m["spec"].get("endpoints", []):
             if ep.get("port") not in ports or ep.get("path") != "/metrics":
                 problems.append(f"{ident(m)}: endpoint {ep} does not scrape /metrics on a Service port")
+    return problems
+
+
+def topic_settings_rules(docs: list[dict[str, Any]], create: str, replication: str) -> list[str]:
+    """Every Kafka service that is rendered gets the global topic settings:
+    whether it creates missing topics and their replication factor."""
+    problems = []
+    for s in SERVICES:
+        if s in NO_KAFKA or by_name(docs, "Deployment", s) is None:
+            continue
+        env = env_of(container(docs, s))
+        for name, want in (("KAFKA_CREATE_TOPICS", create), ("KAFKA_REPLICATION_FACTOR", replication)):
+            if env.get(name, {}).get("value") != want:
+                problems.append(f"{s}: env {name} is {env.get(name)!r}, expected {want!r}")
     return problems
 
 
@@ -424,6 +443,8 @@ def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
         "KAFKA_BROKERS": "mlops-kafka-bootstrap.kafka:9092,mlops-kafka-1.kafka:9092",
         "INGEST_GROUP_ID": "ingest-bronze-prod",
         "INGEST_BATCH_MAX_RECORDS": "100000",
+        "DLQ_TOPIC_PARTITIONS": "3",
+        "INGEST_REJOIN_AFTER_SECONDS": "300",
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
     }
     for k, v in want_plain.items():
@@ -440,6 +461,8 @@ def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
         problems.append(f"producer: image is {p['image']}")
     if env_of(p).get("PRODUCER_RATE", {}).get("value") != "1000":
         problems.append("producer: PRODUCER_RATE is not 1000")
+    if env_of(p).get("EVENTS_TOPIC_PARTITIONS", {}).get("value") != "12":
+        problems.append("producer: EVENTS_TOPIC_PARTITIONS is not 12")
     if "OTEL_EXPORTER_OTLP_ENDPOINT" not in env_of(p):
         problems.append("producer: OTEL_EXPORTER_OTLP_ENDPOINT is missing")
     monitors = {m["metadata"]["labels"]["app.kubernetes.io/name"]: m for m in docs if m["kind"] == "ServiceMonitor"}
@@ -486,6 +509,7 @@ def scenario_s3_registry(docs: list[dict[str, Any]]) -> list[str]:
         "DATABASE_WAIT_SECONDS": "120",
         "REGISTRY_EVENTS": "kafka",
         "REGISTRY_EVENTS_TOPIC": "registry.events.prod.v1",
+        "REGISTRY_EVENTS_TOPIC_PARTITIONS": "3",
         "REGISTRY_OUTBOX_INTERVAL_MS": "250",
         "REGISTRY_PROTECTED_ALIASES": "champion,production",
         "REGISTRY_MAX_ARTIFACT_BYTES": "8589934592",
@@ -626,7 +650,7 @@ def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
 
 
 def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
-    problems = []
+    problems = topic_settings_rules(docs, *DEFAULT_TOPIC_SETTINGS)
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
     want = sorted(
         [f"{k}/{RELEASE}-{s}" for s in SERVICES for k in ("Deployment", "Service", "ServiceAccount")]
@@ -654,6 +678,16 @@ def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
     for k, v in want.items():
         if tenv.get(k, {}).get("value") != v:
             problems.append(f"{TRANSFORM}: env {k} is {tenv.get(k)!r}, expected the service default {v!r}")
+    service_defaults = {
+        "producer": {"EVENTS_TOPIC_PARTITIONS": "6"},
+        "ingest": {"DLQ_TOPIC_PARTITIONS": "-1", "INGEST_REJOIN_AFTER_SECONDS": "120"},
+        REGISTRY: {"REGISTRY_EVENTS_TOPIC": "registry.events.v1", "REGISTRY_EVENTS_TOPIC_PARTITIONS": "-1"},
+    }
+    for s, want in service_defaults.items():
+        senv = env_of(container(docs, s))
+        for k, v in want.items():
+            if senv.get(k, {}).get("value") != v:
+                problems.append(f"{s}: env {k} is {senv.get(k)!r}, expected the service default {v!r}")
     env = env_of(container(docs, REGISTRY))
     if any(k.startswith("REGISTRY_BOOTSTRAP_TOKEN") for k in env):
         problems.append(f"{REGISTRY}: a bootstrap token is set although no Secret is referenced")
@@ -906,7 +940,12 @@ def main() -> int:
     }
     extra = {"s3-values.yaml": scenario_s3, "azure-values.yaml": scenario_azure}
     for f in values_files:
-        scenarios[f"ci/{f.name}"] = (load_values(f), extra.get(f.name, lambda _docs: []))
+        topics = TOPIC_SETTINGS.get(f.name, DEFAULT_TOPIC_SETTINGS)
+
+        def specific(docs: list[dict[str, Any]], f: Path = f, topics: tuple[str, str] = topics) -> list[str]:
+            return extra.get(f.name, lambda _docs: [])(docs) + topic_settings_rules(docs, *topics)
+
+        scenarios[f"ci/{f.name}"] = (load_values(f), specific)
 
     # The service charts take their globals from the umbrella chart.
     # The service charts take their globals (and the values the umbrella sets
@@ -967,6 +1006,13 @@ def main() -> int:
     rejections = [
         ("ingest.replicaCount: \"three\"", {"ingest": {"replicaCount": "three"}}, r"replicaCount"),
         ("global.logFormat: xml", {"global": {"logFormat": "xml"}}, r"logFormat"),
+        (
+            "global.kafka.replicationFactor: 0",
+            {"global": {"kafka": {"replicationFactor": 0}}},
+            r"replicationFactor",
+        ),
+        ("ingest.dlqPartitions: 0", {"ingest": {"dlqPartitions": 0}}, r"dlqPartitions"),
+        ("ingest.rejoinAfterSeconds: 0", {"ingest": {"rejoinAfterSeconds": 0}}, r"rejoinAfterSeconds"),
         ("global.lake.url: http://…", {"global": {"lake": {"url": "http://bucket"}}}, r"url"),
         ("unknown producer key (typo)", {"producer": {"replicas": 2}}, r"replicas"),
         (

@@ -5,12 +5,12 @@ The Deployment every service runs as. Call with
         "kafka" false)
 where env/envFrom/volumes/volumeMounts name templates in the calling chart
 that return YAML lists (any may be omitted); volumes and mounts are added to
-the fixed /tmp emptyDir. "kafka" false leaves KAFKA_BROKERS out for a service
-that does not use Kafka (default true). A chart with a grpc.port value gets
-a second container port named `grpc`. The security context is fixed on
-purpose: it meets the Kubernetes "restricted" Pod Security Standard and is
-what the images are built for (UID 65532, read-only root, writable /tmp
-only).
+the fixed /tmp emptyDir. "kafka" false leaves the KAFKA_* settings out for
+a service that does not use Kafka (default true). A chart with a grpc.port
+value gets a second container port named `grpc`. The security context is
+fixed on purpose: it meets the Kubernetes "restricted" Pod Security Standard
+and is what the images are built for (UID 65532, read-only root, writable
+/tmp only).
 */}}
 {{- define "mlops-common.deployment" -}}
 {{- $root := .root -}}

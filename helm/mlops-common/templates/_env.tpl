@@ -9,8 +9,10 @@ Kafka. Takes the including chart's root context.
 {{/*
 mlops-common.commonEnv with Kafka optional: call with
   (dict "root" . "kafka" <bool>)
-A service that does not use Kafka gets no KAFKA_BROKERS (and does not need
-global.kafka.brokers).
+A service that does not use Kafka gets no KAFKA_* settings (and does not need
+global.kafka.brokers). A Kafka service also gets KAFKA_CREATE_TOPICS
+(global.kafka.createTopics, default true) and KAFKA_REPLICATION_FACTOR
+(global.kafka.replicationFactor, default -1: the broker's default).
 */}}
 {{- define "mlops-common.serviceEnv" -}}
 {{- $root := .root -}}
@@ -24,8 +26,19 @@ global.kafka.brokers).
 - name: ADMIN_ADDR
   value: {{ printf "0.0.0.0:%d" (int $root.Values.admin.port) | quote }}
 {{- if .kafka }}
+{{- $createTopics := true -}}
+{{- if hasKey $kafka "createTopics" }}{{- $createTopics = $kafka.createTopics -}}{{- end -}}
+{{- $replicationFactor := -1 -}}
+{{- if hasKey $kafka "replicationFactor" }}{{- $replicationFactor = int64 $kafka.replicationFactor -}}{{- end -}}
+{{- if or (eq (int64 $replicationFactor) 0) (lt (int64 $replicationFactor) -1) }}
+{{- fail (printf "global.kafka.replicationFactor must be at least 1, or -1 for the broker's default; got %d" (int64 $replicationFactor)) }}
+{{- end }}
 - name: KAFKA_BROKERS
   value: {{ required "global.kafka.brokers is required" $kafka.brokers | quote }}
+- name: KAFKA_CREATE_TOPICS
+  value: {{ ternary "true" "false" (eq (toString $createTopics) "true") | quote }}
+- name: KAFKA_REPLICATION_FACTOR
+  value: {{ int64 $replicationFactor | quote }}
 {{- end }}
 - name: OTEL_SERVICE_NAME
   value: {{ $root.Chart.Name | quote }}

@@ -1,12 +1,20 @@
 //! Dead-letter publishing: a record that cannot be processed is copied, bytes
 //! unchanged, to the dead-letter topic with headers saying why and where it
-//! came from. The copy is awaited before the caller moves on, so a record is
-//! never acknowledged without being either processed or dead-lettered.
+//! came from.
+//!
+//! Letters are pipelined: [`DeadLetterPublisher::enqueue`] hands a letter to
+//! the idempotent producer and returns at once, so a burst of bad records
+//! does not wait a broker round trip each. The caller must await every
+//! [`PendingDeadLetter`] before it acknowledges the original records (for
+//! ingest: before the batch that skips them commits), so a record is never
+//! acknowledged without being either processed or dead-lettered. The
+//! idempotent producer keeps the letters' order within each partition.
 
 use std::time::Duration;
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::{Error, Result};
 
@@ -72,6 +80,12 @@ impl DeadLetterPublisher {
 
     /// Publishes and waits for the broker's acknowledgement.
     pub async fn publish(&self, letter: &DeadLetter<'_>) -> Result<()> {
+        self.enqueue(letter).await?.acknowledged().await
+    }
+
+    /// Hands the letter to the producer without waiting for the broker; when
+    /// the producer's queue is full, waits until it has room.
+    pub async fn enqueue(&self, letter: &DeadLetter<'_>) -> Result<PendingDeadLetter> {
         let partition = letter.partition.to_string();
         let offset = letter.offset.to_string();
         let headers = OwnedHeaders::new()
@@ -103,13 +117,70 @@ impl DeadLetterPublisher {
         if let Some(payload) = letter.payload {
             record = record.payload(payload);
         }
-        self.producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map(|_| ())
-            .map_err(|(source, _)| Error::Publish {
-                topic: self.topic.clone(),
-                source,
-            })
+        loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    return Ok(PendingDeadLetter {
+                        delivery,
+                        topic: self.topic.clone(),
+                        original_partition: letter.partition,
+                        original_offset: letter.offset,
+                    });
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    // The producer's own thread drains the queue meanwhile.
+                    record = returned;
+                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                }
+                Err((source, _)) => {
+                    return Err(Error::Publish {
+                        topic: self.topic.clone(),
+                        source,
+                    });
+                }
+            }
+        }
     }
+}
+
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+/// A dead letter handed to the producer whose acknowledgement is pending.
+#[must_use = "a dead letter counts only once acknowledged"]
+pub struct PendingDeadLetter {
+    delivery: DeliveryFuture,
+    topic: String,
+    original_partition: i32,
+    original_offset: i64,
+}
+
+impl PendingDeadLetter {
+    /// Waits for the broker's acknowledgement (the producer retries for up
+    /// to its `message.timeout.ms` before giving up).
+    pub async fn acknowledged(self) -> Result<()> {
+        let failed = |source| Error::DeadLetter {
+            topic: self.topic.clone(),
+            partition: self.original_partition,
+            offset: self.original_offset,
+            source,
+        };
+        match self.delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((source, _))) => Err(failed(source)),
+            Err(_canceled) => Err(failed(KafkaError::Canceled)),
+        }
+    }
+}
+
+/// Awaits every pending letter. Deliveries settle in the order they were
+/// sent, so awaiting them in turn costs no more than waiting for the last.
+/// All are awaited; the first failure is returned.
+pub async fn acknowledge_all(pending: Vec<PendingDeadLetter>) -> Result<()> {
+    let mut first_failure = None;
+    for letter in pending {
+        if let Err(error) = letter.acknowledged().await {
+            first_failure.get_or_insert(error);
+        }
+    }
+    first_failure.map_or(Ok(()), Err)
 }

@@ -7,6 +7,7 @@ pub mod headers;
 
 use std::time::Duration;
 
+use mlops_runtime::EnvReader;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -14,7 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use dead_letter::{DeadLetter, DeadLetterPublisher, DeadLetterReason};
+pub use dead_letter::{DeadLetter, DeadLetterPublisher, DeadLetterReason, PendingDeadLetter};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -30,15 +31,58 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
+    #[error(
+        "the dead letter of partition {partition} offset {offset} was not acknowledged by {topic}: {source}"
+    )]
+    DeadLetter {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        #[source]
+        source: KafkaError,
+    },
 }
 
-/// Where and how to reach the brokers.
+/// Where and how to reach the brokers, and how the platform creates the
+/// topics it writes to.
 #[derive(Clone, Debug)]
 pub struct KafkaSettings {
     /// Comma-separated `host:port` list (`KAFKA_BROKERS`).
     pub brokers: String,
     /// Reported to the brokers; shows up in their logs and quotas.
     pub client_id: String,
+    pub topics: TopicSettings,
+}
+
+/// Topic creation (`KAFKA_CREATE_TOPICS`, `KAFKA_REPLICATION_FACTOR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicSettings {
+    /// Whether services create missing topics at start-up. Off where topics
+    /// are managed as resources (e.g. Strimzi `KafkaTopic`).
+    pub create: bool,
+    /// Replicas of each created topic; `-1` takes the broker's
+    /// `default.replication.factor`.
+    pub replication_factor: i32,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        Self {
+            create: true,
+            replication_factor: BROKER_DEFAULT,
+        }
+    }
+}
+
+/// Partitions or replicas left to the broker's defaults (KIP-464).
+pub const BROKER_DEFAULT: i32 = -1;
+
+/// A topic a service writes to and may create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicSpec<'a> {
+    pub name: &'a str,
+    /// `-1` takes the broker's `num.partitions`.
+    pub partitions: i32,
 }
 
 impl KafkaSettings {
@@ -46,6 +90,29 @@ impl KafkaSettings {
         Self {
             brokers: brokers.into(),
             client_id: client_id.into(),
+            topics: TopicSettings::default(),
+        }
+    }
+
+    /// `KAFKA_BROKERS` (default `localhost:9092`), `KAFKA_CREATE_TOPICS`
+    /// (default `true`) and `KAFKA_REPLICATION_FACTOR` (default `-1`, the
+    /// broker's default).
+    pub fn from_env(env: &mut EnvReader, client_id: &str) -> Self {
+        let brokers = env.string("KAFKA_BROKERS", "localhost:9092");
+        let create = env.flag("KAFKA_CREATE_TOPICS", true);
+        let replication_factor = env.parse("KAFKA_REPLICATION_FACTOR", BROKER_DEFAULT);
+        if replication_factor == 0 || replication_factor < BROKER_DEFAULT {
+            env.problem(format!(
+                "KAFKA_REPLICATION_FACTOR must be at least 1, or -1 for the broker's default; got {replication_factor}"
+            ));
+        }
+        Self {
+            brokers,
+            client_id: client_id.to_string(),
+            topics: TopicSettings {
+                create,
+                replication_factor,
+            },
         }
     }
 
@@ -89,17 +156,37 @@ impl KafkaSettings {
         config
     }
 
-    /// Creates the topics that do not exist yet; existing ones are left alone.
-    pub async fn ensure_topics(&self, topics: &[(&str, i32)]) -> Result<()> {
+    /// Creates the topics that do not exist yet, with the configured
+    /// replication; existing ones are left alone. Does nothing when topic
+    /// creation is turned off.
+    pub async fn ensure_topics(&self, topics: &[TopicSpec<'_>]) -> Result<()> {
+        if !self.topics.create {
+            tracing::debug!(
+                ?topics,
+                "topic creation is off; expecting the topics to exist"
+            );
+            return Ok(());
+        }
         let admin: AdminClient<DefaultClientContext> = self.base().create()?;
         let new_topics: Vec<NewTopic<'_>> = topics
             .iter()
-            .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+            .map(|topic| {
+                NewTopic::new(
+                    topic.name,
+                    topic.partitions,
+                    TopicReplication::Fixed(self.topics.replication_factor),
+                )
+            })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         for outcome in admin.create_topics(&new_topics, &options).await? {
             match outcome {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Ok(topic) => tracing::info!(
+                    topic,
+                    replication_factor = self.topics.replication_factor,
+                    "topic created"
+                ),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((topic, code)) => {
                     return Err(Error::CreateTopic {
                         topic,
@@ -110,4 +197,16 @@ impl KafkaSettings {
         }
         Ok(())
     }
+}
+
+/// Partitions of a topic a service creates, read from the variable `name`;
+/// `-1` takes the broker's `num.partitions`.
+pub fn partitions_from_env(env: &mut EnvReader, name: &str, default: i32) -> i32 {
+    let partitions = env.parse(name, default);
+    if partitions == 0 || partitions < BROKER_DEFAULT {
+        env.problem(format!(
+            "{name} must be at least 1, or -1 for the broker's default; got {partitions}"
+        ));
+    }
+    partitions
 }

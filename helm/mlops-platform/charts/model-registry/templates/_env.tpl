@@ -23,6 +23,8 @@
   value: {{ ternary "kafka" "off" .Values.events.enabled | quote }}
 - name: REGISTRY_EVENTS_TOPIC
   value: {{ .Values.events.topic | quote }}
+- name: REGISTRY_EVENTS_TOPIC_PARTITIONS
+  value: {{ .Values.events.topicPartitions | int64 | quote }}
 - name: REGISTRY_OUTBOX_INTERVAL_MS
   value: {{ .Values.events.outboxIntervalMs | int64 | quote }}
 - name: REGISTRY_PROTECTED_ALIASES

@@ -1,6 +1,8 @@
 {{- define "producer.env" -}}
 - name: EVENTS_TOPIC
   value: {{ .Values.topic | quote }}
+- name: EVENTS_TOPIC_PARTITIONS
+  value: {{ .Values.topicPartitions | int64 | quote }}
 - name: PRODUCER_MODE
   value: "live"
 - name: PRODUCER_RATE
