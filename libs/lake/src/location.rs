@@ -28,6 +28,15 @@ impl std::fmt::Debug for LakeLocation {
     }
 }
 
+/// So configs read `LAKE_URL` with `EnvReader::value`, reporting a bad URL
+/// beside every other problem.
+impl std::str::FromStr for LakeLocation {
+    type Err = Error;
+    fn from_str(raw: &str) -> Result<Self> {
+        Self::parse(raw)
+    }
+}
+
 impl LakeLocation {
     /// Parses `LAKE_URL`. A plain filesystem path is accepted and made
     /// absolute (the directory is created on first write).

@@ -15,6 +15,16 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
+impl ConfigError {
+    /// For a value read with [`EnvReader::value`] that is missing although
+    /// [`EnvReader::finish`] succeeded (a bug in the caller, never a user error).
+    pub fn invalid(name: &str) -> Self {
+        Self {
+            problems: vec![format!("{name}: invalid value")],
+        }
+    }
+}
+
 /// Reads variables from a snapshot of the environment and records problems.
 pub struct EnvReader {
     vars: HashMap<String, String>,
@@ -45,6 +55,11 @@ impl EnvReader {
         )
     }
 
+    /// Sets a variable, e.g. from a command-line flag that overrides it.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.vars.insert(name.to_string(), value.into());
+    }
+
     /// The raw value when set and non-empty.
     pub fn optional(&self, name: &str) -> Option<String> {
         self.vars
@@ -70,6 +85,42 @@ impl EnvReader {
                 Ok(v) => v,
                 Err(e) => {
                     self.problems.push(format!("{name}={raw:?}: {e}"));
+                    default
+                }
+            },
+        }
+    }
+
+    /// A value parsed from the variable, or from `default` when unset; an
+    /// unparsable value is recorded as a problem and gives `None`. For types
+    /// without a natural placeholder (a lake location, a URL): after
+    /// [`finish`](Self::finish) succeeds, `None` cannot occur.
+    pub fn value<T>(&mut self, name: &str, default: &str) -> Option<T>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        let raw = self.string(name, default);
+        match raw.parse() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problems.push(format!("{name}={raw:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A boolean setting: `true`/`false`, `1`/`0`, `on`/`off`, `yes`/`no`.
+    pub fn flag(&mut self, name: &str, default: bool) -> bool {
+        match self.optional(name) {
+            None => default,
+            Some(raw) => match raw.to_ascii_lowercase().as_str() {
+                "true" | "1" | "on" | "yes" => true,
+                "false" | "0" | "off" | "no" => false,
+                _ => {
+                    self.problems.push(format!(
+                        "{name}={raw:?}: expected true/false (or 1/0, on/off)"
+                    ));
                     default
                 }
             },
@@ -113,6 +164,22 @@ mod tests {
         assert_eq!(env.parse("UNSET", 7u32), 7);
         assert_eq!(env.string("BLANK", "d"), "d");
         assert!(env.finish().is_ok());
+    }
+
+    #[test]
+    fn values_and_flags_report_bad_input() {
+        let mut env = reader(&[("PORT", "80x"), ("ON", "off"), ("BAD", "maybe")]);
+        assert_eq!(env.value::<u16>("UNSET", "7"), Some(7));
+        assert_eq!(env.value::<u16>("PORT", "7"), None);
+        assert!(!env.flag("ON", true));
+        assert!(env.flag("UNSET", true));
+        assert!(env.flag("BAD", true));
+        let text = env.finish().expect_err("two problems").to_string();
+        assert!(text.contains("PORT=\"80x\""), "{text}");
+        assert!(
+            text.contains("BAD=\"maybe\": expected true/false"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -73,10 +73,13 @@ async fn run(url: &str) -> anyhow::Result<()> {
     .collect();
     let config = RegistryConfig::from_env(&mut EnvReader::from_map(vars))?;
     let artifacts = ArtifactStore::open(dir.path().to_str().unwrap_or("."), Default::default())?;
-    let app = App::build_with(config, store, artifacts).await?;
-    let endpoint = format!("http://{}", app.grpc_addr()?);
+    let launched = mlops_runtime::service::launch_with(config.admin_addr, async |probes| {
+        App::build_with(config, store, artifacts, probes).await
+    })
+    .await?;
+    let endpoint = format!("http://{}", launched.service().grpc_addr()?);
     let shutdown = Shutdown::new();
-    let server = tokio::spawn(app.run(shutdown.clone()));
+    let server = tokio::spawn(launched.run(shutdown.clone()));
     let client = RegistryClient::connect(&endpoint, &SecretString::from(TOKEN.to_string())).await?;
 
     let baseline = measure("baseline: WhoAmI", &client, |mut c, _| async move {

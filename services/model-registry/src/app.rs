@@ -4,10 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mlops_bus::KafkaSettings;
+use mlops_bus::{KafkaSettings, TopicSpec};
 use mlops_proto::registry::v1::model_registry_server::ModelRegistryServer;
-use mlops_runtime::{AdminServer, Readiness, Shutdown};
-use prometheus_client::registry::Registry;
+use mlops_runtime::{Probes, Readiness, Service, Shutdown};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -29,7 +28,6 @@ pub struct App {
     store: Store,
     service: RegistryService,
     grpc: TcpListener,
-    admin: AdminServer,
     readiness: Readiness,
     metrics: RegistryMetrics,
 }
@@ -85,36 +83,47 @@ fn sqlite_file(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
-impl App {
-    pub async fn build(config: RegistryConfig) -> Result<Self> {
+impl Service for App {
+    const NAME: &'static str = "model-registry";
+    type Config = RegistryConfig;
+    type Error = Error;
+
+    /// Connects to (and migrates) the database, opens the artifact store and
+    /// binds the gRPC listener.
+    async fn build(config: RegistryConfig, probes: Probes<'_>) -> Result<Self> {
         let store = connect_store(&config).await?;
         if config.migrate_on_start {
             store.migrate().await?;
         }
         let artifacts = ArtifactStore::open(&config.artifacts_url, Default::default())?;
-        Self::build_with(config, store, artifacts).await
+        Self::build_with(config, store, artifacts, probes).await
     }
 
+    /// Serves until shutdown: readiness turns off first, in-flight calls
+    /// finish, the relay publishes what is left.
+    async fn run(self, shutdown: Shutdown) -> Result<()> {
+        self.serve(shutdown).await
+    }
+}
+
+impl App {
     /// Builds around an existing store and artifact store (tests pass
-    /// explicit storage options this way).
+    /// explicit storage options this way, through
+    /// `mlops_runtime::service::launch_with`).
     pub async fn build_with(
         config: RegistryConfig,
         store: Store,
         artifacts: ArtifactStore,
+        probes: Probes<'_>,
     ) -> Result<Self> {
         let metrics = RegistryMetrics::default();
-        let mut registry = Registry::default();
-        metrics.register(&mut registry);
-        let readiness = Readiness::default();
-        let io = |what: &str, e: std::io::Error| {
-            Error::Internal(format!("binding the {what} listener: {e}"))
-        };
-        let admin = AdminServer::bind(config.admin_addr, registry, readiness.clone())
-            .await
-            .map_err(|e| io("admin", e))?;
-        let grpc = TcpListener::bind(config.grpc_addr)
-            .await
-            .map_err(|e| io("gRPC", e))?;
+        metrics.register(probes.metrics);
+        let grpc = TcpListener::bind(config.grpc_addr).await.map_err(|e| {
+            Error::Internal(format!(
+                "binding the gRPC listener on {}: {e}",
+                config.grpc_addr
+            ))
+        })?;
         let service = RegistryService::new(
             store.clone(),
             artifacts,
@@ -128,8 +137,7 @@ impl App {
             store,
             service,
             grpc,
-            admin,
-            readiness,
+            readiness: probes.readiness,
             metrics,
         })
     }
@@ -138,17 +146,11 @@ impl App {
         self.grpc.local_addr()
     }
 
-    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
-        self.admin.local_addr()
-    }
-
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// Serves until shutdown: readiness turns off first, in-flight calls
-    /// finish, the relay publishes what is left.
-    pub async fn run(self, shutdown: Shutdown) -> Result<()> {
+    async fn serve(self, shutdown: Shutdown) -> Result<()> {
         let (health, health_service) = tonic_health::server::health_reporter();
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mlops_proto::FILE_DESCRIPTOR_SET)
@@ -161,7 +163,6 @@ impl App {
             .build_v1alpha()
             .map_err(|e| Error::Internal(format!("reflection service: {e}")))?;
 
-        let admin = tokio::spawn(self.admin.serve(shutdown.clone()));
         let checks = tokio::spawn(readiness_loop(
             self.store.clone(),
             self.service.clone(),
@@ -170,14 +171,22 @@ impl App {
             shutdown.clone(),
         ));
         let relay = if self.config.publish_events {
-            let kafka = KafkaSettings::new(&self.config.kafka_brokers, "model-registry");
+            let kafka = self.config.kafka.clone();
             let relay = OutboxRelay::new(
                 self.store.clone(),
                 &kafka,
                 self.config.outbox_interval,
                 self.metrics.clone(),
             )?;
-            Some(tokio::spawn(relay.run(shutdown.clone())))
+            let topic = self.config.events_topic.clone();
+            let partitions = self.config.events_topic_partitions;
+            let shutdown = shutdown.clone();
+            Some(tokio::spawn(async move {
+                // Events wait in the outbox until the topic exists; Kafka
+                // being down must not stop the registry from serving.
+                ensure_events_topic(&kafka, &topic, partitions, &shutdown).await;
+                relay.run(shutdown).await
+            }))
         } else {
             tracing::warn!("REGISTRY_EVENTS=off: registry events stay in the outbox");
             None
@@ -204,13 +213,42 @@ impl App {
             })
             .await;
         shutdown.trigger();
-        let _ = checks.await;
-        if let Some(relay) = relay {
-            let _ = relay.await;
-        }
-        let _ = admin.await;
+        let checks = checks.await;
+        let relay = match relay {
+            Some(relay) => relay.await,
+            None => Ok(()),
+        };
         self.store.close().await;
-        served.map_err(|e| Error::Internal(format!("gRPC server: {e}")))
+        served.map_err(|e| Error::Internal(format!("gRPC server: {e}")))?;
+        checks
+            .and(relay)
+            .map_err(|e| Error::Internal(format!("a background task failed: {e}")))
+    }
+}
+
+/// Creates the events topic when topic creation is on, retrying until it
+/// succeeds or shutdown.
+async fn ensure_events_topic(
+    kafka: &KafkaSettings,
+    topic: &str,
+    partitions: i32,
+    shutdown: &Shutdown,
+) {
+    let spec = [TopicSpec {
+        name: topic,
+        partitions,
+    }];
+    loop {
+        match kafka.ensure_topics(&spec).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(topic, %error, "cannot create the events topic yet; events wait in the outbox")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.wait() => return,
+        }
     }
 }
 
@@ -252,5 +290,33 @@ async fn readiness_loop(
                 return;
             }
         }
+    }
+}
+
+/// `model-registry migrate`: applies pending migrations and exits (a
+/// Kubernetes Job before an upgrade), through the same lifecycle as serving.
+pub struct Migration {
+    store: Store,
+    readiness: Readiness,
+}
+
+impl Service for Migration {
+    const NAME: &'static str = "model-registry-migrate";
+    type Config = RegistryConfig;
+    type Error = Error;
+
+    async fn build(config: RegistryConfig, probes: Probes<'_>) -> Result<Self> {
+        Ok(Self {
+            store: connect_store(&config).await?,
+            readiness: probes.readiness,
+        })
+    }
+
+    async fn run(self, _shutdown: Shutdown) -> Result<()> {
+        self.readiness.set(true);
+        self.store.migrate().await?;
+        tracing::info!("migrations applied");
+        self.store.close().await;
+        Ok(())
     }
 }

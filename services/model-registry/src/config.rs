@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mlops_runtime::{ConfigError, EnvReader, TelemetryConfig};
+use mlops_bus::KafkaSettings;
+use mlops_runtime::{ConfigError, EnvReader, ServiceConfig, TelemetryConfig};
 use secrecy::SecretString;
 
 #[derive(Clone, Debug)]
@@ -24,10 +25,13 @@ pub struct RegistryConfig {
     pub migrate_on_start: bool,
     /// `ARTIFACTS_URL`, default `data/artifacts`.
     pub artifacts_url: String,
-    /// `KAFKA_BROKERS`, default `localhost:9092`.
-    pub kafka_brokers: String,
+    /// `KAFKA_BROKERS`, `KAFKA_CREATE_TOPICS`, `KAFKA_REPLICATION_FACTOR`.
+    pub kafka: KafkaSettings,
     /// `REGISTRY_EVENTS_TOPIC`, default `registry.events.v1`.
     pub events_topic: String,
+    /// `REGISTRY_EVENTS_TOPIC_PARTITIONS`, default `-1` (the broker's
+    /// default), used when the registry creates the events topic.
+    pub events_topic_partitions: i32,
     /// `REGISTRY_EVENTS`, default `kafka`; `off` keeps events in the outbox.
     pub publish_events: bool,
     /// `REGISTRY_OUTBOX_INTERVAL_MS`, default 500.
@@ -65,8 +69,10 @@ impl RegistryConfig {
         let database_wait = Duration::from_secs(env.parse("DATABASE_WAIT_SECONDS", 60u64));
         let migrate_on_start = env.parse("REGISTRY_MIGRATE", true);
         let artifacts_url = env.string("ARTIFACTS_URL", "data/artifacts");
-        let kafka_brokers = env.string("KAFKA_BROKERS", "localhost:9092");
+        let kafka = KafkaSettings::from_env(env, "model-registry");
         let events_topic = env.string("REGISTRY_EVENTS_TOPIC", "registry.events.v1");
+        let events_topic_partitions =
+            mlops_bus::partitions_from_env(env, "REGISTRY_EVENTS_TOPIC_PARTITIONS", -1);
         let publish_events = match env.string("REGISTRY_EVENTS", "kafka").as_str() {
             "kafka" => true,
             "off" => false,
@@ -132,8 +138,9 @@ impl RegistryConfig {
             database_wait,
             migrate_on_start,
             artifacts_url,
-            kafka_brokers,
+            kafka,
             events_topic,
+            events_topic_partitions,
             publish_events,
             outbox_interval: Duration::from_millis(interval_ms),
             bootstrap_token: bootstrap_token.map(SecretString::from),
@@ -141,6 +148,18 @@ impl RegistryConfig {
             max_artifact_bytes,
             telemetry,
         })
+    }
+}
+
+impl ServiceConfig for RegistryConfig {
+    fn from_env(env: &mut EnvReader) -> Result<Self, ConfigError> {
+        Self::from_env(env)
+    }
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+    fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 }
 

@@ -1,6 +1,6 @@
 use clap::Parser;
-use mlops_model_registry::{App, RegistryConfig, app};
-use mlops_runtime::{EnvReader, Shutdown, telemetry};
+use mlops_model_registry::app::{App, Migration};
+use mlops_runtime::service;
 
 /// Model registry. Configured by environment variables (see the README).
 #[derive(Parser)]
@@ -19,33 +19,9 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let config = RegistryConfig::from_env(&mut EnvReader::from_process())?;
-    let telemetry = telemetry::init(&config.telemetry)?;
-    let outcome = match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => migrate(&config).await,
-        Command::Serve => serve(config).await,
-    };
-    if let Err(error) = &outcome {
-        tracing::error!(error = %error, "model-registry stopped with an error");
+async fn main() -> std::process::ExitCode {
+    match Cli::parse().command.unwrap_or(Command::Serve) {
+        Command::Serve => service::main::<App>().await,
+        Command::Migrate => service::main::<Migration>().await,
     }
-    telemetry.shutdown();
-    outcome
-}
-
-async fn migrate(config: &RegistryConfig) -> anyhow::Result<()> {
-    let store = app::connect_store(config).await?;
-    store.migrate().await?;
-    tracing::info!("migrations applied");
-    Ok(())
-}
-
-async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
-    let shutdown = Shutdown::new();
-    shutdown.listen_for_signals();
-    let app = App::build(config).await?;
-    tracing::info!(grpc = %app.grpc_addr()?, admin = %app.admin_addr()?, "model-registry starting");
-    app.run(shutdown).await?;
-    Ok(())
 }

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use mlops_bus::KafkaSettings;
+use mlops_bus::TopicSpec;
 use mlops_proto::events::v1::{SCHEMA_VERSION, TelecomEvent};
 use mlops_runtime::Shutdown;
 use prometheus_client::metrics::counter::Counter;
@@ -110,9 +110,12 @@ pub async fn run(
     metrics: &ProducerMetrics,
     shutdown: Shutdown,
 ) -> Result<Summary, Error> {
-    let kafka = KafkaSettings::new(&config.brokers, "producer");
+    let kafka = &config.kafka;
     kafka
-        .ensure_topics(&[(config.topic.as_str(), config.topic_partitions)])
+        .ensure_topics(&[TopicSpec {
+            name: &config.topic,
+            partitions: config.topic_partitions,
+        }])
         .await?;
     let producer = kafka.idempotent_producer()?;
 

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use mlops_producer::ProducerConfig;
 use mlops_producer::run::ProducerMetrics;
 use mlops_proto::events::v1::TelecomEvent;
@@ -24,7 +23,7 @@ async fn backfill_sends_keyed_versioned_events_and_writes_the_truth() {
     let topic = format!("events-{}", uuid::Uuid::new_v4().simple());
     let dir = tempfile::tempdir().expect("temp dir");
     let truth = dir.path().join("truth.jsonl");
-    let config = ProducerConfig::try_parse_from([
+    let config = ProducerConfig::from_args([
         "producer",
         "--brokers",
         &brokers(),
@@ -112,7 +111,7 @@ fn read_events(topic: &str, expected: usize) -> Vec<TelecomEvent> {
 async fn live_mode_continues_the_backfilled_world_with_new_event_ids() {
     let topic = format!("events-{}", uuid::Uuid::new_v4().simple());
     let args = |mode: &str| {
-        ProducerConfig::try_parse_from([
+        ProducerConfig::from_args([
             "producer",
             "--brokers",
             &brokers(),

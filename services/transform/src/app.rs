@@ -1,18 +1,16 @@
 //! The transform service: runs the pipeline once or on a poll interval,
 //! with the admin server up meanwhile.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use mlops_runtime::{AdminServer, Readiness, Shutdown};
-use prometheus_client::registry::Registry;
+use mlops_runtime::{Probes, Readiness, Service, Shutdown, error_chain};
 use tracing::{Instrument, error, info, info_span};
 
-use crate::Result;
 use crate::config::TransformConfig;
 use crate::gold::{self, GoldReport};
 use crate::metrics::{TransformMetrics, label};
 use crate::silver::{self, SilverParams, SilverReport};
+use crate::{Error, Result};
 
 /// What one run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,58 +28,42 @@ impl RunReport {
 /// A built, not yet running, transform service.
 pub struct App {
     config: TransformConfig,
-    admin: AdminServer,
     readiness: Readiness,
     metrics: TransformMetrics,
 }
 
 impl App {
-    /// Binds the admin server; the lake is not contacted yet.
-    pub async fn build(config: TransformConfig) -> Result<Self> {
-        let metrics = TransformMetrics::default();
-        let mut registry = Registry::default();
-        metrics.register(&mut registry);
-        let readiness = Readiness::default();
-        let admin = AdminServer::bind(config.admin_addr, registry, readiness.clone()).await?;
-        Ok(Self {
-            config,
-            admin,
-            readiness,
-            metrics,
-        })
-    }
-
-    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
-        self.admin.local_addr()
-    }
-
     pub fn metrics(&self) -> TransformMetrics {
         self.metrics.clone()
     }
 
     /// One run (`--once`): brings silver and gold up to date with bronze.
-    pub async fn run_once(self) -> Result<RunReport> {
-        let shutdown = Shutdown::new();
-        let admin = tokio::spawn(self.admin.serve(shutdown.clone()));
+    async fn run_once(&self) -> Result<()> {
         self.readiness.set(true);
-        let outcome = run_pipeline(&self.config, &self.metrics).await;
-        shutdown.trigger();
-        let _ = admin.await;
-        outcome
+        let report = run_pipeline(&self.config, &self.metrics).await?;
+        info!(
+            bronze_rows = report.silver.rows_in,
+            silver_rows = report.silver.rows_out,
+            quarantined = report.silver.quarantined,
+            duplicates = report.silver.duplicates,
+            feature_rows = report.gold.feature_rows,
+            kpi_rows = report.gold.kpi_rows,
+            "transform run complete"
+        );
+        Ok(())
     }
 
     /// Runs every poll interval until shutdown. A failed run is logged and
     /// retried at the next interval (the service is not ready meanwhile).
-    pub async fn run(self, shutdown: Shutdown) -> Result<()> {
-        let admin = tokio::spawn(self.admin.serve(shutdown.clone()));
+    async fn run_continuously(&self, shutdown: &Shutdown) {
         while !shutdown.is_triggered() {
             // A run is not interrupted by shutdown: each commit is atomic,
             // but finishing saves redoing the work.
             match run_pipeline(&self.config, &self.metrics).await {
-                Ok(_) => self.readiness.set(true),
+                Ok(_) => self.readiness.set(!shutdown.is_triggered()),
                 Err(error) => {
                     self.readiness.set(false);
-                    error!(%error, "transform run failed; retrying at the next interval");
+                    error!(error = %error_chain(&error), "transform run failed; retrying at the next interval");
                 }
             }
             tokio::select! {
@@ -89,9 +71,32 @@ impl App {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
             }
         }
-        self.readiness.set(false);
-        let _ = admin.await;
-        Ok(())
+    }
+}
+
+impl Service for App {
+    const NAME: &'static str = "transform";
+    type Config = TransformConfig;
+    type Error = Error;
+
+    /// Registers the metrics; the lake is not contacted yet.
+    async fn build(config: TransformConfig, probes: Probes<'_>) -> Result<Self> {
+        let metrics = TransformMetrics::default();
+        metrics.register(probes.metrics);
+        Ok(Self {
+            config,
+            readiness: probes.readiness,
+            metrics,
+        })
+    }
+
+    async fn run(self, shutdown: Shutdown) -> Result<()> {
+        if self.config.once {
+            self.run_once().await
+        } else {
+            self.run_continuously(&shutdown).await;
+            Ok(())
+        }
     }
 }
 

@@ -4,12 +4,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mlops_lake::LakeLocation;
-use mlops_runtime::{ConfigError, EnvReader, TelemetryConfig};
+use mlops_runtime::{ConfigError, EnvReader, ServiceConfig, TelemetryConfig};
 
 #[derive(Clone, Debug)]
 pub struct TransformConfig {
     /// `LAKE_URL`, default `data/lake` (a local directory).
     pub lake: LakeLocation,
+    /// `TRANSFORM_ONCE` (or `--once`), default false: run once and exit (for
+    /// scheduled jobs) instead of polling.
+    pub once: bool,
     /// `TRANSFORM_POLL_INTERVAL_SECONDS`, default 60: pause between runs in
     /// continuous mode.
     pub poll_interval: Duration,
@@ -31,11 +34,8 @@ pub struct TransformConfig {
 
 impl TransformConfig {
     pub fn from_env(env: &mut EnvReader) -> Result<Self, ConfigError> {
-        let lake_raw = env.string("LAKE_URL", "data/lake");
-        let lake = LakeLocation::parse(&lake_raw).map_err(|e| format!("LAKE_URL: {e}"));
-        if let Err(problem) = &lake {
-            env.problem(problem.clone());
-        }
+        let lake = env.value::<LakeLocation>("LAKE_URL", "data/lake");
+        let once = env.flag("TRANSFORM_ONCE", false);
         let poll = env.parse("TRANSFORM_POLL_INTERVAL_SECONDS", 60u64);
         if poll == 0 {
             env.problem("TRANSFORM_POLL_INTERVAL_SECONDS must be at least 1");
@@ -56,9 +56,8 @@ impl TransformConfig {
         let telemetry = TelemetryConfig::from_env(env, "transform");
         env.finish()?;
         Ok(Self {
-            lake: lake.map_err(|problem| ConfigError {
-                problems: vec![problem],
-            })?,
+            lake: lake.ok_or_else(|| ConfigError::invalid("LAKE_URL"))?,
+            once,
             poll_interval: Duration::from_secs(poll),
             late_horizon_days,
             dedup_horizon_days,
@@ -66,6 +65,18 @@ impl TransformConfig {
             admin_addr,
             telemetry,
         })
+    }
+}
+
+impl ServiceConfig for TransformConfig {
+    fn from_env(env: &mut EnvReader) -> Result<Self, ConfigError> {
+        Self::from_env(env)
+    }
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+    fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 }
 

@@ -6,7 +6,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-pub type Labels = Vec<(String, String)>;
+pub use mlops_runtime::metrics::{Labels, label};
 
 #[derive(Clone)]
 pub struct TransformMetrics {
@@ -81,8 +81,4 @@ impl TransformMetrics {
             self.last_success_seconds.clone(),
         );
     }
-}
-
-pub fn label(key: &str, value: impl ToString) -> Labels {
-    vec![(key.to_string(), value.to_string())]
 }

@@ -27,10 +27,12 @@ async fn continuous_mode_follows_bronze_and_reports_metrics() {
 
     let mut config = config(&lake);
     config.poll_interval = Duration::from_millis(300);
-    let app = App::build(config).await.expect("build");
-    let admin = format!("http://{}", app.admin_addr().expect("addr"));
+    let launched = mlops_runtime::service::launch::<App>(config)
+        .await
+        .expect("launch");
+    let admin = format!("http://{}", launched.admin_addr());
     let shutdown = Shutdown::new();
-    let running = tokio::spawn(app.run(shutdown.clone()));
+    let running = tokio::spawn(launched.run(shutdown.clone()));
 
     let silver_rows = r#"transform_rows_out_total{table="silver/telecom_events"}"#;
     let first: u64 = days[..6].iter().map(|d| d.len() as u64).sum();

@@ -180,7 +180,7 @@ pub struct TestRegistry {
     pub store: Store,
     pub db: TestDb,
     shutdown: Shutdown,
-    task: Option<tokio::task::JoinHandle<mlops_model_registry::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), mlops_runtime::LifecycleError>>>,
     _artifacts_dir: Option<tempfile::TempDir>,
 }
 
@@ -216,13 +216,18 @@ impl TestRegistry {
         store.migrate().await.expect("migrations");
         let artifacts =
             ArtifactStore::open(&artifacts_url, storage_options).expect("artifact store");
-        let app = App::build_with(config, store.clone(), artifacts)
-            .await
-            .expect("app");
-        let url = format!("http://{}", app.grpc_addr().expect("grpc addr"));
-        let admin = app.admin_addr().expect("admin addr");
+        let launched = mlops_runtime::service::launch_with(config.admin_addr, async |probes| {
+            App::build_with(config, store.clone(), artifacts, probes).await
+        })
+        .await
+        .expect("app");
+        let url = format!(
+            "http://{}",
+            launched.service().grpc_addr().expect("grpc addr")
+        );
+        let admin = launched.admin_addr();
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(app.run(shutdown.clone()));
+        let task = tokio::spawn(launched.run(shutdown.clone()));
         Self {
             url,
             admin,
