@@ -10,6 +10,7 @@ use arrow::array::{
 };
 use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, NaiveDate, Utc};
+use mlops_bus::PendingDeadLetter;
 use mlops_proto::events::v1::telecom_event::Payload;
 
 use crate::decode::{self, ValidEvent};
@@ -24,11 +25,33 @@ pub struct PartitionSpan {
     pub last: i64,
 }
 
+/// When a batch is handed to a commit: at `max_records` records (rows and
+/// dead letters alike), or `max_wait` after its first record.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchBounds {
+    pub max_records: usize,
+    pub max_wait: std::time::Duration,
+}
+
+impl BatchBounds {
+    pub fn is_full(&self, batch: &Batch) -> bool {
+        batch.records() >= self.max_records
+    }
+
+    /// When a batch whose first record arrived at `started` is due.
+    pub fn deadline(&self, started: std::time::Instant) -> std::time::Instant {
+        started + self.max_wait
+    }
+}
+
 #[derive(Default)]
 pub struct Batch {
     pub spans: BTreeMap<i32, PartitionSpan>,
     rows: Vec<Row>,
-    /// Records dead-lettered in this batch (already published).
+    /// Dead letters of this batch's records, handed to the producer; they
+    /// must all be acknowledged before the batch commits.
+    dead_letters: Vec<PendingDeadLetter>,
+    /// Records dead-lettered in this batch.
     pub dead_lettered: usize,
 }
 
@@ -77,6 +100,17 @@ impl Batch {
             offset,
             ingested_at,
         });
+    }
+
+    /// Notes a dead letter sent for one of the batch's records.
+    pub fn push_dead_letter(&mut self, pending: PendingDeadLetter) {
+        self.dead_letters.push(pending);
+        self.dead_lettered += 1;
+    }
+
+    /// The dead letters whose acknowledgement the commit must wait for.
+    pub fn take_dead_letters(&mut self) -> Vec<PendingDeadLetter> {
+        std::mem::take(&mut self.dead_letters)
     }
 
     /// The rows as an Arrow batch in the bronze schema's column order.
@@ -232,5 +266,117 @@ impl Batch {
             micros(&|r| Some(r.ingested_at.timestamp_micros())),
         ];
         RecordBatch::try_new(schema, columns)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::{Duration, Instant};
+
+    use mlops_proto::events::v1::{Call, TelecomEvent};
+    use prost::Message;
+
+    use super::*;
+
+    /// A valid event as ingest decodes it.
+    pub(crate) fn event(id: &str) -> ValidEvent {
+        let event = TelecomEvent {
+            event_id: id.into(),
+            subscriber_id: "sub-1".into(),
+            event_time: Some(prost_types::Timestamp {
+                seconds: 1_767_225_600,
+                nanos: 0,
+            }),
+            payload: Some(Payload::Call(Call {
+                duration_seconds: 60,
+                dropped: false,
+                region: "north".into(),
+            })),
+        };
+        decode::decode(Some(&event.encode_to_vec()), Some("v1")).expect("valid event")
+    }
+
+    /// A batch covering `offsets` of `partition`, from table progress `base`.
+    pub(crate) fn batch(partition: i32, base: Option<i64>, offsets: std::ops::Range<i64>) -> Batch {
+        let mut batch = Batch::default();
+        for offset in offsets {
+            batch.cover(partition, base, offset);
+            batch.push(
+                event(&format!("e-{partition}-{offset}")),
+                Arc::from("events"),
+                partition,
+                offset,
+                Utc::now(),
+            );
+        }
+        batch
+    }
+
+    #[test]
+    fn spans_keep_the_base_they_started_from_and_the_last_offset() {
+        let mut batch = batch(0, Some(9), 10..15);
+        batch.cover(1, None, 3);
+        assert_eq!(
+            batch.spans.get(&0),
+            Some(&PartitionSpan {
+                base: Some(9),
+                last: 14
+            })
+        );
+        assert_eq!(
+            batch.spans.get(&1),
+            Some(&PartitionSpan {
+                base: None,
+                last: 3
+            })
+        );
+        assert_eq!((batch.rows(), batch.records()), (5, 5));
+    }
+
+    #[test]
+    fn a_batch_is_full_at_the_record_bound_counting_dead_letters() {
+        let bounds = BatchBounds {
+            max_records: 4,
+            max_wait: Duration::from_secs(5),
+        };
+        let mut batch = batch(0, None, 0..3);
+        assert!(!bounds.is_full(&batch), "3 of 4 records");
+        batch.cover(0, None, 3);
+        batch.dead_lettered += 1; // a dead letter counts like a row
+        assert!(bounds.is_full(&batch), "4 of 4 records");
+        assert!(
+            bounds.is_full(&self::batch(0, None, 0..9)),
+            "past the bound"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_due_max_wait_after_its_first_record() {
+        let bounds = BatchBounds {
+            max_records: 1_000,
+            max_wait: Duration::from_millis(250),
+        };
+        let started = Instant::now();
+        assert_eq!(
+            bounds.deadline(started),
+            started + Duration::from_millis(250)
+        );
+    }
+
+    #[test]
+    fn rows_become_an_arrow_batch_of_the_bronze_schema() {
+        let schema = Arc::new(mlops_lake::bronze::spec().arrow_schema().expect("schema"));
+        let record_batch = batch(2, None, 7..10)
+            .to_record_batch(schema.clone())
+            .expect("arrow");
+        assert_eq!(record_batch.num_rows(), 3);
+        assert_eq!(record_batch.schema(), schema);
+        let offsets = record_batch
+            .column_by_name(mlops_lake::bronze::KAFKA_OFFSET)
+            .expect("offset column")
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("int64");
+        assert_eq!(offsets.values(), &[7, 8, 9]);
     }
 }

@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use mlops_bus::KafkaSettings;
 use mlops_lake::LakeLocation;
-use mlops_runtime::{ConfigError, EnvReader, TelemetryConfig};
+use mlops_runtime::{ConfigError, EnvReader, ServiceConfig, TelemetryConfig};
 
 /// How a partition is positioned at the table's progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,12 +32,15 @@ impl std::str::FromStr for ResumeMode {
 
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
-    /// `KAFKA_BROKERS`, default `localhost:9092`.
-    pub brokers: String,
+    /// `KAFKA_BROKERS`, `KAFKA_CREATE_TOPICS`, `KAFKA_REPLICATION_FACTOR`.
+    pub kafka: KafkaSettings,
     /// `EVENTS_TOPIC`, default `telecom.events.v1`.
     pub topic: String,
     /// `DLQ_TOPIC`, default `<EVENTS_TOPIC>.dlq`.
     pub dlq_topic: String,
+    /// `DLQ_TOPIC_PARTITIONS`, default `-1` (the broker's default), used
+    /// when ingest creates the dead-letter topic.
+    pub dlq_partitions: i32,
     /// `INGEST_GROUP_ID`, default `ingest-bronze`.
     pub group_id: String,
     /// `LAKE_URL`, default `data/lake` (a local directory).
@@ -51,6 +55,10 @@ pub struct IngestConfig {
     /// pod name of a StatefulSet) for static group membership, so a
     /// restarted replica takes its partitions back without a rebalance.
     pub instance_id: Option<String>,
+    /// `INGEST_REJOIN_AFTER_SECONDS`, default 120: a replica that has held
+    /// no partition this long while the topic has lag nobody consumes
+    /// leaves and rejoins the group.
+    pub rejoin_after: Duration,
     /// `INGEST_RESUME`, default `exact`.
     pub resume: ResumeMode,
     /// `ADMIN_ADDR`, default `0.0.0.0:9102`.
@@ -62,10 +70,11 @@ impl IngestConfig {
     pub fn from_env(env: &mut EnvReader) -> Result<Self, ConfigError> {
         let topic = env.string("EVENTS_TOPIC", "telecom.events.v1");
         let dlq_topic = env.string("DLQ_TOPIC", &format!("{topic}.dlq"));
-        let lake_raw = env.string("LAKE_URL", "data/lake");
-        let lake = LakeLocation::parse(&lake_raw).map_err(|e| format!("LAKE_URL: {e}"));
-        if let Err(problem) = &lake {
-            env.problem(problem.clone());
+        let lake = env.value::<LakeLocation>("LAKE_URL", "data/lake");
+        let dlq_partitions = mlops_bus::partitions_from_env(env, "DLQ_TOPIC_PARTITIONS", -1);
+        let rejoin_after = env.parse("INGEST_REJOIN_AFTER_SECONDS", 120u64);
+        if rejoin_after == 0 {
+            env.problem("INGEST_REJOIN_AFTER_SECONDS must be at least 1");
         }
         let batch_max_records = env.parse("INGEST_BATCH_MAX_RECORDS", 50_000usize);
         if batch_max_records == 0 {
@@ -78,7 +87,7 @@ impl IngestConfig {
         if dlq_topic == topic {
             env.problem("DLQ_TOPIC must differ from EVENTS_TOPIC");
         }
-        let brokers = env.string("KAFKA_BROKERS", "localhost:9092");
+        let kafka = KafkaSettings::from_env(env, "ingest");
         let group_id = env.string("INGEST_GROUP_ID", "ingest-bronze");
         let admin_addr = env.parse("ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9102)));
         let resume = env.parse("INGEST_RESUME", ResumeMode::Exact);
@@ -86,7 +95,9 @@ impl IngestConfig {
         let telemetry = TelemetryConfig::from_env(env, "ingest");
         env.finish()?;
         Ok(Self {
-            brokers,
+            kafka,
+            dlq_partitions,
+            rejoin_after: Duration::from_secs(rejoin_after),
             group_id,
             admin_addr,
             resume,
@@ -96,9 +107,7 @@ impl IngestConfig {
             batch_max_wait: std::time::Duration::from_millis(wait_ms),
             topic,
             dlq_topic,
-            lake: lake.map_err(|problem| ConfigError {
-                problems: vec![problem],
-            })?,
+            lake: lake.ok_or_else(|| ConfigError::invalid("LAKE_URL"))?,
         })
     }
 
@@ -107,6 +116,18 @@ impl IngestConfig {
     /// survives a renamed or reset group.
     pub fn app_id(&self, partition: i32) -> String {
         app_id(&self.topic, partition)
+    }
+}
+
+impl ServiceConfig for IngestConfig {
+    fn from_env(env: &mut EnvReader) -> Result<Self, ConfigError> {
+        Self::from_env(env)
+    }
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+    fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 }
 
@@ -130,6 +151,10 @@ mod tests {
         assert_eq!(config.dlq_topic, "telecom.events.v1.dlq");
         assert_eq!(config.batch_max_records, 50_000);
         assert_eq!(config.resume, ResumeMode::Exact);
+        assert_eq!(config.dlq_partitions, -1);
+        assert_eq!(config.kafka.topics.replication_factor, -1);
+        assert!(config.kafka.topics.create);
+        assert_eq!(config.rejoin_after, Duration::from_secs(120));
         assert_eq!(config.app_id(3), "ingest/telecom.events.v1/3");
         assert!(config.lake.root().as_str().ends_with("/data/lake/"));
     }
@@ -143,6 +168,9 @@ mod tests {
             ("EVENTS_TOPIC", "t"),
             ("DLQ_TOPIC", "t"),
             ("INGEST_RESUME", "sometimes"),
+            ("KAFKA_REPLICATION_FACTOR", "0"),
+            ("DLQ_TOPIC_PARTITIONS", "-3"),
+            ("INGEST_REJOIN_AFTER_SECONDS", "0"),
         ]))
         .expect_err("invalid");
         let text = err.to_string();
@@ -151,6 +179,9 @@ mod tests {
             "INGEST_BATCH_MAX_RECORDS",
             "INGEST_BATCH_MAX_WAIT_MS",
             "DLQ_TOPIC",
+            "KAFKA_REPLICATION_FACTOR must be at least 1, or -1",
+            "DLQ_TOPIC_PARTITIONS must be at least 1, or -1",
+            "INGEST_REJOIN_AFTER_SECONDS",
         ] {
             assert!(text.contains(needle), "{needle} missing from: {text}");
         }

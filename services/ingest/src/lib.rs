@@ -12,12 +12,20 @@
 //! conflict checker rejects the commit if another writer moved the same
 //! `appId` meanwhile. A batch that loses is dropped and re-read. Kafka group
 //! offsets are committed after the Delta commit, for lag monitoring only.
+//!
+//! Dead letters are pipelined: each is handed to the producer without
+//! waiting, and the batch that skips their records commits only after every
+//! one of them is acknowledged. A failed dead letter fails the batch, whose
+//! records are read and judged again.
 
 pub mod app;
+pub mod assignment;
 pub mod batch;
 pub mod config;
+mod context;
 pub mod decode;
 pub mod metrics;
+mod pipeline;
 pub mod writer;
 
 pub use app::App;

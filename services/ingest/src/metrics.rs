@@ -6,18 +6,30 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-pub type Labels = Vec<(String, String)>;
+pub use mlops_runtime::metrics::{Labels, label};
 
 #[derive(Clone)]
 pub struct IngestMetrics {
     pub consumed: Counter,
     pub written: Counter,
+    /// Records whose batch committed, written or dead-lettered.
+    pub committed: Counter,
     pub dead_lettered: Family<Labels, Counter>,
     pub commits: Family<Labels, Counter>,
     pub batch_records: Histogram,
     pub commit_seconds: Histogram,
     pub consumer_lag: Family<Labels, Gauge>,
     pub table_version: Gauge,
+    /// Partitions this replica owns now.
+    pub assigned_partitions: Gauge,
+    /// Unix time of the last record this replica consumed (0: none yet).
+    pub last_record_timestamp: Gauge,
+    /// Seconds since the last record this replica consumed (or since it
+    /// started, before the first), refreshed every few seconds.
+    pub seconds_since_last_record: Gauge,
+    /// Times this replica left and rejoined the group because it had no
+    /// partitions while the topic had lag nobody consumed.
+    pub rejoins: Counter,
 }
 
 impl Default for IngestMetrics {
@@ -25,12 +37,17 @@ impl Default for IngestMetrics {
         Self {
             consumed: Counter::default(),
             written: Counter::default(),
+            committed: Counter::default(),
             dead_lettered: Family::default(),
             commits: Family::default(),
             batch_records: Histogram::new(exponential_buckets(10.0, 4.0, 8)),
             commit_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             consumer_lag: Family::default(),
             table_version: Gauge::default(),
+            assigned_partitions: Gauge::default(),
+            last_record_timestamp: Gauge::default(),
+            seconds_since_last_record: Gauge::default(),
+            rejoins: Counter::default(),
         }
     }
 }
@@ -46,6 +63,11 @@ impl IngestMetrics {
             "ingest_records_written",
             "Rows committed to bronze",
             self.written.clone(),
+        );
+        registry.register(
+            "ingest_records_committed",
+            "Records whose micro-batch committed: written to bronze or dead-lettered",
+            self.committed.clone(),
         );
         registry.register(
             "ingest_records_dead_lettered",
@@ -77,9 +99,25 @@ impl IngestMetrics {
             "Latest bronze table version written",
             self.table_version.clone(),
         );
+        registry.register(
+            "ingest_assigned_partitions",
+            "Partitions of the events topic this replica owns",
+            self.assigned_partitions.clone(),
+        );
+        registry.register(
+            "ingest_last_record_timestamp_seconds",
+            "Unix time of the last record this replica consumed (0: none yet)",
+            self.last_record_timestamp.clone(),
+        );
+        registry.register(
+            "ingest_seconds_since_last_record",
+            "Seconds since this replica consumed a record (or started)",
+            self.seconds_since_last_record.clone(),
+        );
+        registry.register(
+            "ingest_group_rejoins",
+            "Rejoins after holding no partitions while the topic had unconsumed lag",
+            self.rejoins.clone(),
+        );
     }
-}
-
-pub fn label(key: &str, value: impl ToString) -> Labels {
-    vec![(key.to_string(), value.to_string())]
 }

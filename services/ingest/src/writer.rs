@@ -134,3 +134,137 @@ impl BronzeWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::batch::tests::batch;
+
+    use super::*;
+
+    fn app_id(partition: i32) -> String {
+        format!("ingest/events/{partition}")
+    }
+
+    async fn lake() -> (tempfile::TempDir, LakeLocation) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let lake = LakeLocation::parse(dir.path().to_str().expect("utf-8")).expect("lake");
+        (dir, lake)
+    }
+
+    async fn rows(writer: &mut BronzeWriter) -> usize {
+        writer.refresh().await.expect("refresh");
+        mlops_lake::read::read_all(&writer.table)
+            .await
+            .expect("read")
+            .iter()
+            .map(|batch| batch.num_rows())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_batch_commits_its_rows_and_each_partitions_progress() {
+        let (_dir, lake) = lake().await;
+        let mut writer = BronzeWriter::open(&lake).await.expect("open");
+        let mut two = batch(0, None, 0..5);
+        two.cover(1, None, 12); // a dead-lettered record: progress, no row
+        let outcome = writer.commit(&two, app_id).await.expect("commit");
+        assert!(
+            matches!(outcome, CommitOutcome::Committed { .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            writer.committed_offset(&app_id(0)).await.expect("txn"),
+            Some(4)
+        );
+        assert_eq!(
+            writer.committed_offset(&app_id(1)).await.expect("txn"),
+            Some(12)
+        );
+        assert_eq!(rows(&mut writer).await, 5);
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_only_dead_letters_still_records_progress() {
+        let (_dir, lake) = lake().await;
+        let mut writer = BronzeWriter::open(&lake).await.expect("open");
+        let mut only_dead = crate::batch::Batch::default();
+        only_dead.cover(3, None, 0);
+        only_dead.cover(3, None, 1);
+        let outcome = writer.commit(&only_dead, app_id).await.expect("commit");
+        assert!(
+            matches!(outcome, CommitOutcome::Committed { .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            writer.committed_offset(&app_id(3)).await.expect("txn"),
+            Some(1)
+        );
+        assert_eq!(rows(&mut writer).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_stale_batch_is_fenced_and_writes_nothing() {
+        let (_dir, lake) = lake().await;
+        let mut writer = BronzeWriter::open(&lake).await.expect("open");
+        writer
+            .commit(&batch(0, None, 0..10), app_id)
+            .await
+            .expect("first");
+        let version = writer.version();
+        // Started when the table said offset 4; it now says 9.
+        let stale = batch(0, Some(4), 5..8);
+        let outcome = writer.commit(&stale, app_id).await.expect("commit");
+        assert_eq!(
+            outcome,
+            CommitOutcome::Fenced {
+                partition: 0,
+                expected: Some(4),
+                found: Some(9)
+            }
+        );
+        assert_eq!(writer.version(), version, "a fenced batch adds no version");
+        assert_eq!(rows(&mut writer).await, 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_two_writers_racing_on_a_partition_exactly_one_lands() {
+        let (_dir, lake) = lake().await;
+        BronzeWriter::open(&lake).await.expect("create");
+        for round in 0..5i64 {
+            let mut first = BronzeWriter::open(&lake).await.expect("open");
+            let mut second = BronzeWriter::open(&lake).await.expect("open");
+            let base = first.committed_offset(&app_id(0)).await.expect("txn");
+            let start = base.map_or(0, |last| last + 1);
+            // Both read the same progress; the second covers more records.
+            let a = batch(0, base, start..start + 3);
+            let b = batch(0, base, start..start + 5);
+            let (left, right) = tokio::join!(first.commit(&a, app_id), second.commit(&b, app_id));
+            let outcomes = [left.expect("first"), right.expect("second")];
+            let landed: Vec<_> = outcomes
+                .iter()
+                .filter(|o| matches!(o, CommitOutcome::Committed { .. }))
+                .collect();
+            assert_eq!(landed.len(), 1, "round {round}: {outcomes:?}");
+            let expected_last = if matches!(outcomes[0], CommitOutcome::Committed { .. }) {
+                start + 2
+            } else {
+                start + 4
+            };
+            let mut check = BronzeWriter::open(&lake).await.expect("open");
+            assert_eq!(
+                check.committed_offset(&app_id(0)).await.expect("txn"),
+                Some(expected_last),
+                "round {round}: the table's progress is the winner's"
+            );
+            let _ = rows(&mut check).await;
+        }
+        let mut check = BronzeWriter::open(&lake).await.expect("open");
+        let last = check
+            .committed_offset(&app_id(0))
+            .await
+            .expect("txn")
+            .expect("progress");
+        // No record twice: rows equal the offsets covered.
+        assert_eq!(rows(&mut check).await as i64, last + 1);
+    }
+}

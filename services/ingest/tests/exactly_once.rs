@@ -47,6 +47,16 @@ impl Replica {
         let _ = self.0.wait();
     }
 
+    /// Freezes (`STOP`) or resumes (`CONT`) the process: a member that
+    /// stops making progress without leaving the group.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal}");
+    }
+
     fn kill_9(&mut self) {
         // Child::kill sends SIGKILL on Unix.
         let _ = self.0.kill();
@@ -82,10 +92,7 @@ impl Scenario {
             ],
         );
         // Create the topic first so replicas can subscribe at once.
-        mlops_bus::KafkaSettings::new(brokers(), "test")
-            .ensure_topics(&[(topic.as_str(), 3)])
-            .await
-            .expect("topic");
+        create_topic(&topic).await;
         let producing = tokio::spawn(async move {
             produce(&topic, 3, &["--subscribers", "400", "--days", "5"]).await
         });
@@ -95,11 +102,6 @@ impl Scenario {
             logs: tempfile::tempdir().expect("log dir"),
             producing,
         }
-    }
-
-    /// A replica with dynamic group membership (joins and leaves rebalance).
-    fn replica(&self, i: usize) -> Replica {
-        Replica::spawn(&self.env, None, &self.log(i))
     }
 
     /// A replica with a stable member name (static membership): restarted
@@ -116,7 +118,7 @@ impl Scenario {
         let log = self.log(i);
         let assigned = wait_for(Duration::from_secs(60), || async {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let started = text.rfind("ingest starting");
+            let started = text.rfind("service starting");
             let assigned = text.rfind("partitions assigned");
             matches!((started, assigned), (Some(s), Some(a)) if a > s)
         })
@@ -194,15 +196,214 @@ async fn repeated_kill_9_loses_and_duplicates_nothing() {
     scenario.assert_exactly_once(&mut [replica]).await;
 }
 
+async fn create_topic(topic: &str) {
+    create_topic_with(topic, 3).await;
+}
+
+async fn create_topic_with(topic: &str, partitions: i32) {
+    mlops_bus::KafkaSettings::new(brokers(), "test")
+        .ensure_topics(&[mlops_bus::TopicSpec {
+            name: topic,
+            partitions,
+        }])
+        .await
+        .expect("topic");
+}
+
+/// Two distinct free loopback ports for the replicas' admin servers, so the
+/// test can read each replica's own metrics.
+fn free_admin_addrs() -> (String, String) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    // Both held at once: the OS cannot hand out the same port twice.
+    let (a, b) = (bind(), bind());
+    let addr = |l: &std::net::TcpListener| l.local_addr().expect("addr").to_string();
+    (addr(&a), addr(&b))
+}
+
+/// The value of an unlabelled metric of a replica (0 when absent or while
+/// the replica is not listening yet).
+async fn metric(admin: &str, name: &str) -> f64 {
+    if tokio::net::TcpStream::connect(admin).await.is_err() {
+        return 0.0;
+    }
+    let (_, body) = http_get(&format!("http://{admin}/metrics")).await;
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_joining_and_leaving_share_the_work_exactly_once() {
-    let scenario = Scenario::start().await;
-    let mut first = scenario.replica(0);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    // Scale out: the group rebalances and the newcomer takes partitions.
-    let second = scenario.replica(1);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    // Scale in: SIGTERM commits the open batch, the survivor takes over.
+    let topic = unique("events");
+    let lake = TestLake::new(Store::Local);
+    let logs = tempfile::tempdir().expect("log dir");
+    let base = ingest_env(
+        &topic,
+        &unique("group"),
+        &lake,
+        &[
+            ("INGEST_BATCH_MAX_RECORDS", "700"),
+            ("INGEST_BATCH_MAX_WAIT_MS", "300"),
+        ],
+    );
+    let with_admin = |admin: &str| {
+        let mut env = base.clone();
+        env.insert("ADMIN_ADDR".into(), admin.to_string());
+        env
+    };
+    create_topic(&topic).await;
+    let (admin_0, admin_1) = free_admin_addrs();
+    let mut first = Replica::spawn(&with_admin(&admin_0), None, &logs.path().join("0.log"));
+    let mut total = 0u64;
+    let mut produce_more = async |seed: &str| {
+        total += produce(
+            &topic,
+            3,
+            &["--subscribers", "150", "--days", "3", "--seed", seed],
+        )
+        .await
+        .total;
+        total
+    };
+    let in_bronze = |expected: u64| {
+        let lake = lake.location.clone();
+        async move {
+            eventually(Duration::from_secs(90), "bronze holds every record", || {
+                let lake = lake.clone();
+                async move { bronze_offsets(&lake).await.len() as u64 >= expected }
+            })
+            .await
+        }
+    };
+
+    let expected = produce_more("1").await;
+    in_bronze(expected).await;
+    assert_eq!(metric(&admin_0, "ingest_assigned_partitions").await, 3.0);
+
+    // Scale out: the group rebalances and the newcomer takes partitions,
+    // then writes the rows of new records on them.
+    let second = Replica::spawn(&with_admin(&admin_1), None, &logs.path().join("1.log"));
+    eventually(
+        Duration::from_secs(60),
+        "the newcomer is assigned partitions",
+        || async { metric(&admin_1, "ingest_assigned_partitions").await >= 1.0 },
+    )
+    .await;
+    let expected = produce_more("2").await;
+    in_bronze(expected).await;
+    let assigned_0 = metric(&admin_0, "ingest_assigned_partitions").await;
+    let assigned_1 = metric(&admin_1, "ingest_assigned_partitions").await;
+    assert_eq!(assigned_0 + assigned_1, 3.0, "each partition has one owner");
+    let written_1 = metric(&admin_1, "ingest_records_written_total").await;
+    assert!(written_1 > 0.0, "the newcomer wrote no rows");
+
+    // Scale in: SIGTERM commits the open batch, the survivor takes over
+    // every partition and writes what comes next.
     first.terminate();
-    scenario.assert_exactly_once(&mut [first, second]).await;
+    eventually(
+        Duration::from_secs(60),
+        "the survivor owns every partition",
+        || async { metric(&admin_1, "ingest_assigned_partitions").await == 3.0 },
+    )
+    .await;
+    let expected = produce_more("3").await;
+    in_bronze(expected).await;
+    assert!(metric(&admin_1, "ingest_records_written_total").await > written_1);
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(second);
+    let offsets = bronze_offsets(&lake.location).await;
+    let per_partition = assert_no_duplicates(&offsets);
+    assert_eq!(offsets.len() as u64, expected, "every record exactly once");
+    for (partition, count) in per_partition {
+        let max = offsets
+            .iter()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, o)| *o)
+            .max()
+            .expect("rows");
+        assert_eq!(max + 1, count as i64, "partition {partition} has a gap");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_without_partitions_rejoins_only_when_lag_stands_still() {
+    let topic = unique("events");
+    let lake = TestLake::new(Store::Local);
+    let logs = tempfile::tempdir().expect("log dir");
+    let base = ingest_env(
+        &topic,
+        &unique("group"),
+        &lake,
+        &[
+            ("INGEST_BATCH_MAX_WAIT_MS", "300"),
+            ("INGEST_REJOIN_AFTER_SECONDS", "3"),
+        ],
+    );
+    let with_admin = |admin: &str| {
+        let mut env = base.clone();
+        env.insert("ADMIN_ADDR".into(), admin.to_string());
+        env
+    };
+    // One partition, two members: one owns it, the other is spare.
+    create_topic_with(&topic, 1).await;
+    let (admin_a, admin_b) = free_admin_addrs();
+    let a = Replica::spawn(&with_admin(&admin_a), None, &logs.path().join("a.log"));
+    let b = Replica::spawn(&with_admin(&admin_b), None, &logs.path().join("b.log"));
+    let first = produce(
+        &topic,
+        1,
+        &["--subscribers", "100", "--days", "2", "--seed", "1"],
+    )
+    .await;
+    eventually(
+        Duration::from_secs(90),
+        "bronze holds the first records",
+        || async { bronze_offsets(&lake.location).await.len() as u64 >= first.total },
+    )
+    .await;
+    let owner_is_a = metric(&admin_a, "ingest_assigned_partitions").await == 1.0;
+    let (owner, spare, spare_admin) = if owner_is_a {
+        (a, b, &admin_b)
+    } else {
+        (b, a, &admin_a)
+    };
+    assert_eq!(
+        metric(spare_admin, "ingest_assigned_partitions").await,
+        0.0,
+        "exactly one member owns the partition"
+    );
+
+    // The owner keeps up: several bounds pass and the spare stays put.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(metric(spare_admin, "ingest_group_rejoins_total").await, 0.0);
+
+    // The owner freezes (still a member, no progress) while records arrive:
+    // the spare sees lag standing still and rejoins the group.
+    owner.signal("STOP");
+    let second = produce(
+        &topic,
+        1,
+        &["--subscribers", "100", "--days", "2", "--seed", "2"],
+    )
+    .await;
+    eventually(Duration::from_secs(30), "the spare rejoins", || async {
+        metric(spare_admin, "ingest_group_rejoins_total").await >= 1.0
+    })
+    .await;
+    // Once the frozen owner's session expires the spare takes over, and
+    // every record still lands exactly once.
+    let expected = first.total + second.total;
+    eventually(
+        Duration::from_secs(90),
+        "the spare ingests the rest",
+        || async { bronze_offsets(&lake.location).await.len() as u64 >= expected },
+    )
+    .await;
+    assert_eq!(metric(spare_admin, "ingest_assigned_partitions").await, 1.0);
+    owner.signal("CONT");
+    drop((owner, spare));
+    let offsets = bronze_offsets(&lake.location).await;
+    assert_no_duplicates(&offsets);
+    assert_eq!(offsets.len() as u64, expected, "every record exactly once");
 }

@@ -7,8 +7,6 @@ mod support;
 use std::time::Duration;
 
 use mlops_bus::dead_letter;
-use mlops_ingest::App;
-use mlops_runtime::Shutdown;
 use rdkafka::message::{Headers, Message};
 use support::*;
 
@@ -42,10 +40,8 @@ async fn valid_records_reach_bronze_once_and_malformed_ones_the_dlq() {
     let env = ingest_env(&topic, &unique("group"), &lake, &[]);
     let config = ingest_config(&env, &lake);
     let dlq_topic = config.dlq_topic.clone();
-    let app = App::build(config).await.expect("build");
-    let metrics = app.metrics();
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(app.run(shutdown.clone()));
+    let ingest = RunningIngest::start(config).await;
+    let metrics = ingest.metrics.clone();
 
     eventually(
         Duration::from_secs(90),
@@ -53,8 +49,7 @@ async fn valid_records_reach_bronze_once_and_malformed_ones_the_dlq() {
         || async { bronze_offsets(&lake.location).await.len() as u64 >= valid },
     )
     .await;
-    shutdown.trigger();
-    running.await.expect("join").expect("ingest ran cleanly");
+    ingest.stop().await;
 
     let offsets = bronze_offsets(&lake.location).await;
     assert_eq!(
@@ -116,17 +111,14 @@ async fn a_restart_resumes_from_the_table_not_the_group_offsets() {
     // has no Kafka offsets at all): the table alone says where to resume.
     for group in [unique("group"), unique("group")] {
         let env = ingest_env(&topic, &group, &lake, &[]);
-        let app = App::build(ingest_config(&env, &lake)).await.expect("build");
-        let shutdown = Shutdown::new();
-        let running = tokio::spawn(app.run(shutdown.clone()));
+        let ingest = RunningIngest::start(ingest_config(&env, &lake)).await;
         eventually(Duration::from_secs(60), "bronze complete", || async {
             bronze_offsets(&lake.location).await.len() as u64 >= sent.total
         })
         .await;
         // Give the second run time to (wrongly) re-ingest if it would.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        shutdown.trigger();
-        running.await.expect("join").expect("clean run");
+        ingest.stop().await;
     }
     let offsets = bronze_offsets(&lake.location).await;
     assert_no_duplicates(&offsets);

@@ -7,8 +7,6 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mlops_ingest::App;
-use mlops_runtime::Shutdown;
 use support::*;
 
 /// Produces a small backfill, ingests it and returns the number of records.
@@ -16,15 +14,12 @@ async fn ingest_into(lake: &TestLake) -> u64 {
     let topic = unique("events");
     let sent = produce(&topic, 2, &["--subscribers", "60", "--days", "2"]).await;
     let env = ingest_env(&topic, &unique("group"), lake, &[]);
-    let app = App::build(ingest_config(&env, lake)).await.expect("build");
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(app.run(shutdown.clone()));
+    let ingest = RunningIngest::start(ingest_config(&env, lake)).await;
     eventually(Duration::from_secs(90), "bronze complete", || async {
         bronze_offsets(&lake.location).await.len() as u64 >= sent.total
     })
     .await;
-    shutdown.trigger();
-    running.await.expect("join").expect("clean run");
+    ingest.stop().await;
     let offsets = bronze_offsets(&lake.location).await;
     assert_no_duplicates(&offsets);
     assert_eq!(offsets.len() as u64, sent.total);

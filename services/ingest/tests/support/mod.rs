@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int32Type, Int64Type};
-use mlops_ingest::IngestConfig;
+use mlops_ingest::metrics::IngestMetrics;
+use mlops_ingest::{App, IngestConfig};
 use mlops_lake::{LakeLocation, bronze};
 use mlops_producer::run::ProducerMetrics;
 use mlops_producer::{ProducerConfig, Summary};
@@ -31,7 +32,7 @@ pub async fn produce(topic: &str, partitions: i32, extra_args: &[&str]) -> Summa
         "127.0.0.1:0".into(),
     ];
     args.extend(extra_args.iter().map(|s| s.to_string()));
-    let config = <ProducerConfig as clap::Parser>::try_parse_from(args).expect("producer args");
+    let config = ProducerConfig::from_args(args).expect("producer args");
     mlops_producer::run(&config, &ProducerMetrics::default(), Shutdown::new())
         .await
         .expect("producer run")
@@ -67,6 +68,35 @@ pub fn ingest_config(env: &HashMap<String, String>, lake: &TestLake) -> IngestCo
         IngestConfig::from_env(&mut EnvReader::from_map(env.clone())).expect("ingest config");
     config.lake = lake.location.clone();
     config
+}
+
+/// A running ingest service (the real lifecycle, admin server on port 0).
+pub struct RunningIngest {
+    pub metrics: IngestMetrics,
+    pub admin: std::net::SocketAddr,
+    pub shutdown: Shutdown,
+    task: tokio::task::JoinHandle<Result<(), mlops_runtime::LifecycleError>>,
+}
+
+impl RunningIngest {
+    pub async fn start(config: IngestConfig) -> Self {
+        let launched = mlops_runtime::service::launch::<App>(config)
+            .await
+            .expect("launch ingest");
+        let shutdown = Shutdown::new();
+        Self {
+            metrics: launched.service().metrics(),
+            admin: launched.admin_addr(),
+            shutdown: shutdown.clone(),
+            task: tokio::spawn(launched.run(shutdown)),
+        }
+    }
+
+    /// Stops it and waits until it has drained; panics if it failed.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.await.expect("join").expect("ingest ran cleanly");
+    }
 }
 
 /// (partition, offset) of every bronze row, and how many rows there are.
