@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks against the real components; each prints its figures.
 #   ./scripts/bench.sh            all of them
-#   ./scripts/bench.sh ingest     ingest throughput vs raw consume (needs the broker)
+#   ./scripts/bench.sh ingest     ingest throughput vs raw consume, clean and with malformed input (needs the broker)
 #   ./scripts/bench.sh registry   registry query latency at 100k versions (needs Postgres)
 #   ./scripts/bench.sh transform  bronze -> gold throughput vs DuckDB on the same data
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

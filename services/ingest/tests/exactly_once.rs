@@ -92,7 +92,7 @@ impl Scenario {
             ],
         );
         // Create the topic first so replicas can subscribe at once.
-        create_topic(&topic).await;
+        create_topic(&topic, 3).await;
         let producing = tokio::spawn(async move {
             produce(&topic, 3, &["--subscribers", "400", "--days", "5"]).await
         });
@@ -161,22 +161,7 @@ impl Scenario {
         for replica in replicas.iter_mut() {
             replica.kill_9();
         }
-        let offsets = bronze_offsets(&self.lake.location).await;
-        let per_partition = assert_no_duplicates(&offsets);
-        assert_eq!(
-            offsets.len() as u64,
-            sent.total,
-            "every record exactly once"
-        );
-        for (partition, count) in per_partition {
-            let max = offsets
-                .iter()
-                .filter(|(p, _)| *p == partition)
-                .map(|(_, o)| *o)
-                .max()
-                .expect("rows");
-            assert_eq!(max + 1, count as i64, "partition {partition} has a gap");
-        }
+        assert_complete(&self.lake.location, sent.total).await;
     }
 }
 
@@ -196,11 +181,7 @@ async fn repeated_kill_9_loses_and_duplicates_nothing() {
     scenario.assert_exactly_once(&mut [replica]).await;
 }
 
-async fn create_topic(topic: &str) {
-    create_topic_with(topic, 3).await;
-}
-
-async fn create_topic_with(topic: &str, partitions: i32) {
+async fn create_topic(topic: &str, partitions: i32) {
     mlops_bus::KafkaSettings::new(brokers(), "test")
         .ensure_topics(&[mlops_bus::TopicSpec {
             name: topic,
@@ -208,6 +189,85 @@ async fn create_topic_with(topic: &str, partitions: i32) {
         }])
         .await
         .expect("topic");
+}
+
+/// Two ingest processes in one group on a fresh topic and lake, each with
+/// its own admin port so the test can read each one's metrics.
+struct Group {
+    topic: String,
+    lake: TestLake,
+    env: HashMap<String, String>,
+    admins: [String; 2],
+    logs: tempfile::TempDir,
+}
+
+impl Group {
+    async fn new(partitions: i32, extra: &[(&str, &str)]) -> Self {
+        let topic = unique("events");
+        let lake = TestLake::new(Store::Local);
+        let env = ingest_env(&topic, &unique("group"), &lake, extra);
+        create_topic(&topic, partitions).await;
+        let (a, b) = free_admin_addrs();
+        Self {
+            topic,
+            lake,
+            env,
+            admins: [a, b],
+            logs: tempfile::tempdir().expect("log dir"),
+        }
+    }
+
+    /// Every replica's log, for a failure message.
+    fn logs(&self) -> String {
+        (0..self.admins.len())
+            .map(|i| {
+                let log = self.logs.path().join(format!("{i}.log"));
+                format!(
+                    "--- replica {i}\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until every replica has had an assignment (possibly empty):
+    /// the group's last rebalance included them all.
+    async fn wait_until_all_joined(&self) {
+        let joined = wait_for(Duration::from_secs(60), || async {
+            (0..self.admins.len()).all(|i| {
+                let log = self.logs.path().join(format!("{i}.log"));
+                std::fs::read_to_string(log)
+                    .unwrap_or_default()
+                    .contains("partitions assigned")
+            })
+        })
+        .await;
+        assert!(joined, "not every replica joined; logs:\n{}", self.logs());
+    }
+
+    fn spawn(&self, which: usize) -> Replica {
+        let mut env = self.env.clone();
+        env.insert("ADMIN_ADDR".into(), self.admins[which].clone());
+        let log = self.logs.path().join(format!("{which}.log"));
+        Replica::spawn(&env, None, &log)
+    }
+}
+
+/// Bronze holds `expected` records, each (partition, offset) once and no
+/// partition with a gap.
+async fn assert_complete(lake: &mlops_lake::LakeLocation, expected: u64) {
+    let offsets = bronze_offsets(lake).await;
+    let per_partition = assert_no_duplicates(&offsets);
+    assert_eq!(offsets.len() as u64, expected, "every record exactly once");
+    for (partition, count) in per_partition {
+        let max = offsets
+            .iter()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, o)| *o)
+            .max()
+            .expect("rows");
+        assert_eq!(max + 1, count as i64, "partition {partition} has a gap");
+    }
 }
 
 /// Two distinct free loopback ports for the replicas' admin servers, so the
@@ -234,30 +294,21 @@ async fn metric(admin: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_joining_and_leaving_share_the_work_exactly_once() {
-    let topic = unique("events");
-    let lake = TestLake::new(Store::Local);
-    let logs = tempfile::tempdir().expect("log dir");
-    let base = ingest_env(
-        &topic,
-        &unique("group"),
-        &lake,
+    let group = Group::new(
+        3,
         &[
             ("INGEST_BATCH_MAX_RECORDS", "700"),
             ("INGEST_BATCH_MAX_WAIT_MS", "300"),
         ],
-    );
-    let with_admin = |admin: &str| {
-        let mut env = base.clone();
-        env.insert("ADMIN_ADDR".into(), admin.to_string());
-        env
-    };
-    create_topic(&topic).await;
-    let (admin_0, admin_1) = free_admin_addrs();
-    let mut first = Replica::spawn(&with_admin(&admin_0), None, &logs.path().join("0.log"));
+    )
+    .await;
+    let (topic, lake) = (&group.topic, &group.lake);
+    let [admin_0, admin_1] = &group.admins;
+    let mut first = group.spawn(0);
     let mut total = 0u64;
     let mut produce_more = async |seed: &str| {
         total += produce(
-            &topic,
+            topic,
             3,
             &["--subscribers", "150", "--days", "3", "--seed", seed],
         )
@@ -278,23 +329,23 @@ async fn replicas_joining_and_leaving_share_the_work_exactly_once() {
 
     let expected = produce_more("1").await;
     in_bronze(expected).await;
-    assert_eq!(metric(&admin_0, "ingest_assigned_partitions").await, 3.0);
+    assert_eq!(metric(admin_0, "ingest_assigned_partitions").await, 3.0);
 
     // Scale out: the group rebalances and the newcomer takes partitions,
     // then writes the rows of new records on them.
-    let second = Replica::spawn(&with_admin(&admin_1), None, &logs.path().join("1.log"));
+    let second = group.spawn(1);
     eventually(
         Duration::from_secs(60),
         "the newcomer is assigned partitions",
-        || async { metric(&admin_1, "ingest_assigned_partitions").await >= 1.0 },
+        || async { metric(admin_1, "ingest_assigned_partitions").await >= 1.0 },
     )
     .await;
     let expected = produce_more("2").await;
     in_bronze(expected).await;
-    let assigned_0 = metric(&admin_0, "ingest_assigned_partitions").await;
-    let assigned_1 = metric(&admin_1, "ingest_assigned_partitions").await;
+    let assigned_0 = metric(admin_0, "ingest_assigned_partitions").await;
+    let assigned_1 = metric(admin_1, "ingest_assigned_partitions").await;
     assert_eq!(assigned_0 + assigned_1, 3.0, "each partition has one owner");
-    let written_1 = metric(&admin_1, "ingest_records_written_total").await;
+    let written_1 = metric(admin_1, "ingest_records_written_total").await;
     assert!(written_1 > 0.0, "the newcomer wrote no rows");
 
     // Scale in: SIGTERM commits the open batch, the survivor takes over
@@ -303,55 +354,36 @@ async fn replicas_joining_and_leaving_share_the_work_exactly_once() {
     eventually(
         Duration::from_secs(60),
         "the survivor owns every partition",
-        || async { metric(&admin_1, "ingest_assigned_partitions").await == 3.0 },
+        || async { metric(admin_1, "ingest_assigned_partitions").await == 3.0 },
     )
     .await;
     let expected = produce_more("3").await;
     in_bronze(expected).await;
-    assert!(metric(&admin_1, "ingest_records_written_total").await > written_1);
+    assert!(metric(admin_1, "ingest_records_written_total").await > written_1);
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(second);
-    let offsets = bronze_offsets(&lake.location).await;
-    let per_partition = assert_no_duplicates(&offsets);
-    assert_eq!(offsets.len() as u64, expected, "every record exactly once");
-    for (partition, count) in per_partition {
-        let max = offsets
-            .iter()
-            .filter(|(p, _)| *p == partition)
-            .map(|(_, o)| *o)
-            .max()
-            .expect("rows");
-        assert_eq!(max + 1, count as i64, "partition {partition} has a gap");
-    }
+    assert_complete(&lake.location, expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_without_partitions_rejoins_only_when_lag_stands_still() {
-    let topic = unique("events");
-    let lake = TestLake::new(Store::Local);
-    let logs = tempfile::tempdir().expect("log dir");
-    let base = ingest_env(
-        &topic,
-        &unique("group"),
-        &lake,
+    // One partition, two members: one owns it, the other is spare.
+    let group = Group::new(
+        1,
         &[
             ("INGEST_BATCH_MAX_WAIT_MS", "300"),
             ("INGEST_REJOIN_AFTER_SECONDS", "3"),
         ],
-    );
-    let with_admin = |admin: &str| {
-        let mut env = base.clone();
-        env.insert("ADMIN_ADDR".into(), admin.to_string());
-        env
-    };
-    // One partition, two members: one owns it, the other is spare.
-    create_topic_with(&topic, 1).await;
-    let (admin_a, admin_b) = free_admin_addrs();
-    let a = Replica::spawn(&with_admin(&admin_a), None, &logs.path().join("a.log"));
-    let b = Replica::spawn(&with_admin(&admin_b), None, &logs.path().join("b.log"));
+    )
+    .await;
+    let (topic, lake) = (&group.topic, &group.lake);
+    let [admin_a, admin_b] = &group.admins;
+    let a = group.spawn(0);
+    let b = group.spawn(1);
+    group.wait_until_all_joined().await;
     let first = produce(
-        &topic,
+        topic,
         1,
         &["--subscribers", "100", "--days", "2", "--seed", "1"],
     )
@@ -362,11 +394,11 @@ async fn a_member_without_partitions_rejoins_only_when_lag_stands_still() {
         || async { bronze_offsets(&lake.location).await.len() as u64 >= first.total },
     )
     .await;
-    let owner_is_a = metric(&admin_a, "ingest_assigned_partitions").await == 1.0;
+    let owner_is_a = metric(admin_a, "ingest_assigned_partitions").await == 1.0;
     let (owner, spare, spare_admin) = if owner_is_a {
-        (a, b, &admin_b)
+        (a, b, admin_b)
     } else {
-        (b, a, &admin_a)
+        (b, a, admin_a)
     };
     assert_eq!(
         metric(spare_admin, "ingest_assigned_partitions").await,
@@ -382,15 +414,20 @@ async fn a_member_without_partitions_rejoins_only_when_lag_stands_still() {
     // the spare sees lag standing still and rejoins the group.
     owner.signal("STOP");
     let second = produce(
-        &topic,
+        topic,
         1,
         &["--subscribers", "100", "--days", "2", "--seed", "2"],
     )
     .await;
-    eventually(Duration::from_secs(30), "the spare rejoins", || async {
+    let rejoined = wait_for(Duration::from_secs(30), || async {
         metric(spare_admin, "ingest_group_rejoins_total").await >= 1.0
     })
     .await;
+    assert!(
+        rejoined,
+        "the spare never rejoined; logs:\n{}",
+        group.logs()
+    );
     // Once the frozen owner's session expires the spare takes over, and
     // every record still lands exactly once.
     let expected = first.total + second.total;
@@ -403,7 +440,5 @@ async fn a_member_without_partitions_rejoins_only_when_lag_stands_still() {
     assert_eq!(metric(spare_admin, "ingest_assigned_partitions").await, 1.0);
     owner.signal("CONT");
     drop((owner, spare));
-    let offsets = bronze_offsets(&lake.location).await;
-    assert_no_duplicates(&offsets);
-    assert_eq!(offsets.len() as u64, expected, "every record exactly once");
+    assert_complete(&lake.location, expected).await;
 }
