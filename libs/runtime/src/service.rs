@@ -96,6 +96,7 @@ pub enum LifecycleError {
 pub struct Launched<S> {
     service: S,
     admin: AdminServer,
+    admin_addr: SocketAddr,
     readiness: Readiness,
 }
 
@@ -119,26 +120,26 @@ pub async fn launch_with<S: Service>(
     })
     .await
     .map_err(|e| LifecycleError::Build(Box::new(e)))?;
+    let bind_failed = |source| LifecycleError::AdminBind {
+        addr: admin_addr,
+        source,
+    };
     let admin = AdminServer::bind(admin_addr, metrics, readiness.clone())
         .await
-        .map_err(|source| LifecycleError::AdminBind {
-            addr: admin_addr,
-            source,
-        })?;
+        .map_err(bind_failed)?;
+    // The bound address: with port 0, the port the OS picked.
+    let admin_addr = admin.local_addr().map_err(bind_failed)?;
     Ok(Launched {
         service,
         admin,
+        admin_addr,
         readiness,
     })
 }
 
 impl<S: Service> Launched<S> {
     pub fn admin_addr(&self) -> SocketAddr {
-        // A bound listener always has an address; fall back to the
-        // configured one only if the OS cannot say.
-        self.admin
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.admin_addr
     }
 
     pub fn service(&self) -> &S {
@@ -158,6 +159,7 @@ impl<S: Service> Launched<S> {
             service,
             admin,
             readiness,
+            ..
         } = self;
         // The admin server stops on its own signal, after the work.
         let admin_stop = Shutdown::new();
