@@ -265,7 +265,10 @@ async fn concurrent_runs_never_write_an_event_twice() {
             );
         }
     }
-    assert!(a.is_ok() || b.is_ok(), "one of the runs commits");
+    // Both runs may fail: silver and quarantine are separate tables, and
+    // each run can win one of them. A conflict means the other run
+    // committed that table, so the race always makes progress; what must
+    // hold is that nothing is written twice, checked below.
     run_once(&lake).await;
     for spec in output_specs() {
         assert!(
