@@ -30,6 +30,9 @@ cargo build --profile "$PROFILE" --locked -p mlops-producer -p mlops-ingest \
   -p mlops-transform -p mlops-model-registry -p mlops-cli
 BIN_DIR="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 
+# Background services run in their own sessions (setsid), so the terminal's
+# Ctrl-C reaches only this script; cleanup then sends each one SIGTERM
+# once and it drains (a second signal would make it exit at once).
 pids=()
 cleanup() {
   log "stopping the stack"
@@ -52,17 +55,17 @@ log "starting model-registry (gRPC: 127.0.0.1:50051, admin: http://127.0.0.1:910
 ADMIN_ADDR=127.0.0.1:9104 REGISTRY_GRPC_ADDR=127.0.0.1:50051 \
   DATABASE_URL="sqlite://$REPO_ROOT/data/registry.db?mode=rwc" ARTIFACTS_URL="$REPO_ROOT/data/artifacts" \
   REGISTRY_BOOTSTRAP_TOKEN_FILE="$TOKEN_FILE" \
-  "$BIN_DIR/model-registry" 2>"$STACK_LOGS/model-registry.log" &
+  setsid "$BIN_DIR/model-registry" 2>"$STACK_LOGS/model-registry.log" &
 pids+=($!)
 log "registry CLI: export MLOPS_TOKEN=\$(cat $TOKEN_FILE); $BIN_DIR/mlops models list"
 
 log "starting ingest (admin: http://127.0.0.1:9102/metrics, lake: $LAKE_URL)"
 ADMIN_ADDR=127.0.0.1:9102 INGEST_BATCH_MAX_WAIT_MS=2000 INGEST_RESUME=scan \
-  "$BIN_DIR/ingest" 2>"$STACK_LOGS/ingest.log" &
+  setsid "$BIN_DIR/ingest" 2>"$STACK_LOGS/ingest.log" &
 pids+=($!)
 
 log "starting transform every ${TRANSFORM_POLL_INTERVAL_SECONDS}s (admin: http://127.0.0.1:9103/metrics)"
-ADMIN_ADDR=127.0.0.1:9103 "$BIN_DIR/transform" 2>"$STACK_LOGS/transform.log" &
+ADMIN_ADDR=127.0.0.1:9103 setsid "$BIN_DIR/transform" 2>"$STACK_LOGS/transform.log" &
 pids+=($!)
 
 log "producer backfill: $PRODUCER_SUBSCRIBERS subscribers, $PRODUCER_DAYS days"
@@ -70,7 +73,7 @@ ADMIN_ADDR=127.0.0.1:9101 "$BIN_DIR/producer" --mode backfill \
   --truth-out "$REPO_ROOT/data/truth.jsonl" 2>"$STACK_LOGS/producer-backfill.log"
 
 log "producer live at $PRODUCER_RATE events/s (admin: http://127.0.0.1:9101/metrics)"
-ADMIN_ADDR=127.0.0.1:9101 "$BIN_DIR/producer" --mode live 2>"$STACK_LOGS/producer-live.log" &
+ADMIN_ADDR=127.0.0.1:9101 setsid "$BIN_DIR/producer" --mode live 2>"$STACK_LOGS/producer-live.log" &
 pids+=($!)
 
 log "running; logs in $STACK_LOGS; Ctrl-C to stop"
