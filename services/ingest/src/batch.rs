@@ -273,25 +273,16 @@ impl Batch {
 pub(crate) mod tests {
     use std::time::{Duration, Instant};
 
-    use mlops_proto::events::v1::{Call, TelecomEvent};
+    use mlops_proto::events::v1::TelecomEvent;
     use prost::Message;
 
     use super::*;
 
-    /// A valid event as ingest decodes it.
+    /// A valid event with this id, as ingest decodes it.
     pub(crate) fn event(id: &str) -> ValidEvent {
         let event = TelecomEvent {
             event_id: id.into(),
-            subscriber_id: "sub-1".into(),
-            event_time: Some(prost_types::Timestamp {
-                seconds: 1_767_225_600,
-                nanos: 0,
-            }),
-            payload: Some(Payload::Call(Call {
-                duration_seconds: 60,
-                dropped: false,
-                region: "north".into(),
-            })),
+            ..decode::tests::valid()
         };
         decode::decode(Some(&event.encode_to_vec()), Some("v1")).expect("valid event")
     }

@@ -156,11 +156,12 @@ fn enum_name<E>(name: Result<&str, E>, prefix: &str, value: i32) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pb::Call;
 
-    fn valid() -> TelecomEvent {
+    /// A valid call event (also used by the batch and writer tests).
+    pub(crate) fn valid() -> TelecomEvent {
         TelecomEvent {
             event_id: "e-1".into(),
             subscriber_id: "sub-1".into(),
