@@ -8,6 +8,7 @@
 //! filesystem and Azure, conditional writes (`If-None-Match`) on S3.
 
 pub mod changes;
+pub mod lineage;
 pub mod location;
 pub mod query;
 pub mod read;

@@ -131,10 +131,9 @@ impl ServiceConfig for IngestConfig {
     }
 }
 
-/// See [`IngestConfig::app_id`].
-pub fn app_id(topic: &str, partition: i32) -> String {
-    format!("ingest/{topic}/{partition}")
-}
+/// See [`IngestConfig::app_id`]; the format is part of the lineage contract
+/// in `mlops_lake::lineage`.
+pub use mlops_lake::lineage::ingest_app_id as app_id;
 
 #[cfg(test)]
 mod tests {

@@ -32,10 +32,10 @@ pub use app::{App, RunReport};
 pub use config::TransformConfig;
 
 /// The `txn` application id under which silver and quarantine record the
-/// bronze version they reflect.
-pub const APP_BRONZE: &str = "transform/bronze";
+/// bronze version they reflect (defined with the lineage chain in the lake).
+pub use mlops_lake::lineage::TRANSFORM_FROM_BRONZE as APP_BRONZE;
 /// The `txn` application id under which gold tables record the silver version.
-pub const APP_SILVER: &str = "transform/silver";
+pub use mlops_lake::lineage::TRANSFORM_FROM_SILVER as APP_SILVER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

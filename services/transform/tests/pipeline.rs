@@ -278,3 +278,71 @@ async fn concurrent_runs_never_write_an_event_twice() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_gold_version_traces_back_to_kafka_offsets() {
+    use mlops_lake::{bronze, lineage, subscriber_features};
+
+    let days = producer_days(41, 40, 12, FaultRates::default());
+    let (early, late) = (days[..6].concat(), days[6..].concat());
+    let lake = TestLake::new(Store::Local);
+    let version = |spec: mlops_lake::TableSpec| {
+        let lake = lake.location.clone();
+        async move {
+            spec.open(&lake)
+                .await
+                .expect("table")
+                .version()
+                .expect("version")
+        }
+    };
+    let daily = subscriber_features::daily_spec();
+
+    write_bronze(&lake.location, &early, 1_000, ingested_at(12)).await;
+    let bronze_first = version(bronze::spec()).await;
+    run_once(&lake).await;
+    let silver_first = version(silver::spec()).await;
+    let gold_first = version(daily.clone()).await;
+
+    write_bronze(&lake.location, &late, 1_000, ingested_at(12)).await;
+    run_once(&lake).await;
+    let gold_last = version(daily.clone()).await;
+    assert!(gold_last > gold_first, "the second run wrote gold");
+
+    let first = lineage::of_gold(&lake.location, &daily, gold_first)
+        .await
+        .expect("lineage");
+    assert_eq!(first.table, daily.name);
+    assert_eq!(first.version, gold_first);
+    assert_eq!(first.silver_version, silver_first);
+    assert_eq!(first.bronze_version, bronze_first);
+    assert_eq!(
+        first.kafka_offsets.into_iter().collect::<Vec<_>>(),
+        vec![((TOPIC.to_string(), 0), early.len() as i64 - 1)],
+        "the first gold version reflects the first records only"
+    );
+
+    let last = lineage::of_gold(&lake.location, &daily, gold_last)
+        .await
+        .expect("lineage");
+    assert_eq!(last.silver_version, version(silver::spec()).await);
+    assert_eq!(last.bronze_version, version(bronze::spec()).await);
+    assert_eq!(
+        last.kafka_offsets.into_iter().collect::<Vec<_>>(),
+        vec![(
+            (TOPIC.to_string(), 0),
+            (early.len() + late.len()) as i64 - 1
+        )]
+    );
+
+    // The table's creation commit was not written by transform.
+    let error = lineage::of_gold(&lake.location, &daily, 0)
+        .await
+        .expect_err("version 0 has no lineage");
+    assert!(
+        error
+            .to_string()
+            .contains("no `transform/silver` progress recorded"),
+        "{error}"
+    );
+}

@@ -58,7 +58,7 @@ pub async fn write_bronze(
     ingested_at: DateTime<Utc>,
 ) -> u64 {
     let mut writer = BronzeWriter::open(lake).await.expect("bronze");
-    let app_id = |partition: i32| format!("ingest/{TOPIC}/{partition}");
+    let app_id = |partition: i32| mlops_lake::lineage::ingest_app_id(TOPIC, partition);
     let topic: Arc<str> = Arc::from(TOPIC);
     let mut written = 0;
     for chunk in records.chunks(per_commit.max(1)) {
