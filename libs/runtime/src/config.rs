@@ -127,6 +127,34 @@ impl EnvReader {
         }
     }
 
+    /// A secret from `NAME` or from the file named by `NAME_FILE` (its first
+    /// line, trimmed: how Kubernetes Secrets are mounted). Both set, an
+    /// empty or unreadable file are problems; the value is never echoed.
+    pub fn secret(&mut self, name: &str) -> Option<secrecy::SecretString> {
+        let file_var = format!("{name}_FILE");
+        match (self.optional(name), self.optional(&file_var)) {
+            (Some(_), Some(_)) => {
+                self.problem(format!("set {name} or {file_var}, not both"));
+                None
+            }
+            (Some(value), None) => Some(value.into()),
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(text) => match text.lines().next().map(str::trim).filter(|t| !t.is_empty()) {
+                    Some(value) => Some(value.to_string().into()),
+                    None => {
+                        self.problem(format!("{file_var} {path:?} is empty"));
+                        None
+                    }
+                },
+                Err(e) => {
+                    self.problem(format!("{file_var} {path:?}: {e}"));
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
     /// Records a problem found by a service-specific check.
     pub fn problem(&mut self, message: impl Into<String>) {
         self.problems.push(message.into());
@@ -156,6 +184,41 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn secrets_come_from_the_variable_or_its_file() {
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret-value\nignored\n").expect("write");
+        let path = file.display().to_string();
+        let mut env = reader(&[("A_TOKEN_FILE", &path), ("B_TOKEN", "direct")]);
+        assert_eq!(
+            env.secret("A_TOKEN").expect("a").expose_secret(),
+            "s3cret-value"
+        );
+        assert_eq!(env.secret("B_TOKEN").expect("b").expose_secret(), "direct");
+        assert!(env.secret("C_TOKEN").is_none());
+        env.finish().expect("no problems");
+
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").expect("write");
+        let empty = empty.display().to_string();
+        let mut env = reader(&[
+            ("A_TOKEN", "x"),
+            ("A_TOKEN_FILE", &path),
+            ("B_TOKEN_FILE", &empty),
+        ]);
+        assert!(env.secret("A_TOKEN").is_none());
+        assert!(env.secret("B_TOKEN").is_none());
+        let problems = env.finish().expect_err("problems").to_string();
+        assert!(
+            problems.contains("set A_TOKEN or A_TOKEN_FILE, not both"),
+            "{problems}"
+        );
+        assert!(problems.contains("is empty"), "{problems}");
+        assert!(!problems.contains("s3cret"), "never echoed: {problems}");
     }
 
     #[test]

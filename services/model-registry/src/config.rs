@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mlops_bus::KafkaSettings;
 use mlops_runtime::{ConfigError, EnvReader, ServiceConfig, TelemetryConfig};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Clone, Debug)]
 pub struct RegistryConfig {
@@ -87,32 +87,9 @@ impl RegistryConfig {
         if interval_ms == 0 {
             env.problem("REGISTRY_OUTBOX_INTERVAL_MS must be at least 1");
         }
-        let bootstrap_token = match (
-            env.optional("REGISTRY_BOOTSTRAP_TOKEN"),
-            env.optional("REGISTRY_BOOTSTRAP_TOKEN_FILE"),
-        ) {
-            (Some(_), Some(_)) => {
-                env.problem(
-                    "set REGISTRY_BOOTSTRAP_TOKEN or REGISTRY_BOOTSTRAP_TOKEN_FILE, not both",
-                );
-                None
-            }
-            (Some(token), None) => Some(token),
-            (None, Some(path)) => match std::fs::read_to_string(&path) {
-                Ok(text) => match text.lines().next().map(str::trim).filter(|t| !t.is_empty()) {
-                    Some(token) => Some(token.to_string()),
-                    None => {
-                        env.problem(format!("REGISTRY_BOOTSTRAP_TOKEN_FILE {path:?} is empty"));
-                        None
-                    }
-                },
-                Err(e) => {
-                    env.problem(format!("REGISTRY_BOOTSTRAP_TOKEN_FILE {path:?}: {e}"));
-                    None
-                }
-            },
-            (None, None) => None,
-        };
+        let bootstrap_token = env
+            .secret("REGISTRY_BOOTSTRAP_TOKEN")
+            .map(|t| t.expose_secret().to_string());
         if bootstrap_token.as_ref().is_some_and(|t| t.len() < 16) {
             env.problem("the bootstrap token must be at least 16 characters");
         }
