@@ -39,6 +39,7 @@ pub(crate) fn tensor(raw: &str) -> Result<pb::TensorSpec, String> {
         name: name.to_string(),
         dtype: dtype.to_string(),
         shape,
+        columns: Vec::new(),
     })
 }
 

@@ -53,6 +53,7 @@ pub(crate) async fn run(
                     name,
                     params: params.into_iter().collect(),
                     dataset,
+                    tags: Default::default(),
                 })
                 .await?
         }
@@ -74,6 +75,7 @@ pub(crate) async fn run(
                     run_id,
                     status: status as i32,
                     metrics: metrics.into_iter().collect(),
+                    set_tags: Default::default(),
                 })
                 .await?
         }

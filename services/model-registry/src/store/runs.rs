@@ -39,6 +39,7 @@ impl Store {
             )));
         }
         validate::string_map("params", &req.params)?;
+        validate::string_map("tags", &req.tags)?;
         let dataset = req
             .dataset
             .as_ref()
@@ -46,11 +47,12 @@ impl Store {
             .transpose()?;
         let run_id = uuid::Uuid::new_v4().to_string();
         let params: BTreeMap<_, _> = req.params.iter().collect();
+        let tags: BTreeMap<_, _> = req.tags.iter().collect();
         let now = now_micros();
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO runs (run_id, name, status, params_json, metrics_json, dataset_json, created_by, started_at)
-             VALUES ($1, $2, $3, $4, '{}', $5, $6, $7)",
+            "INSERT INTO runs (run_id, name, status, params_json, metrics_json, dataset_json, created_by, started_at, tags_json)
+             VALUES ($1, $2, $3, $4, '{}', $5, $6, $7, $8)",
         )
         .bind(&run_id)
         .bind(&req.name)
@@ -59,9 +61,10 @@ impl Store {
         .bind(dataset.as_ref().map(|d| to_json("dataset", d)).transpose()?)
         .bind(&principal.name)
         .bind(now)
+        .bind(to_json("tags", &tags)?)
         .execute(&mut *tx)
         .await?;
-        let after = json!({"name": req.name, "params": req.params});
+        let after = json!({"name": req.name, "params": req.params, "tags": req.tags});
         self.audit(
             &mut tx,
             principal,
@@ -79,7 +82,7 @@ impl Store {
 
     pub async fn get_run(&self, run_id: &str) -> Result<pb::Run> {
         let row = sqlx::query(
-            "SELECT run_id, name, status, params_json, metrics_json, dataset_json, created_by, started_at, ended_at
+            "SELECT run_id, name, status, params_json, metrics_json, dataset_json, created_by, started_at, ended_at, tags_json
              FROM runs WHERE run_id = $1",
         )
         .bind(run_id)
@@ -100,6 +103,7 @@ impl Store {
             created_by: row.try_get("created_by")?,
             started_at: Some(timestamp(row.try_get("started_at")?)),
             ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(timestamp),
+            tags: from_json("tags", &row.try_get::<String, _>("tags_json")?)?,
         })
     }
 
@@ -109,6 +113,7 @@ impl Store {
         req: pb::UpdateRunRequest,
     ) -> Result<pb::Run> {
         validate::metric_map("metrics", &req.metrics)?;
+        validate::string_map("set_tags", &req.set_tags)?;
         let status = match pb::RunStatus::try_from(req.status) {
             Ok(pb::RunStatus::Unspecified | pb::RunStatus::Running) => RUNNING,
             Ok(pb::RunStatus::Finished) => FINISHED,
@@ -130,6 +135,8 @@ impl Store {
         }
         let mut metrics: BTreeMap<String, f64> = before.metrics.clone().into_iter().collect();
         metrics.extend(req.metrics.clone());
+        let mut tags: BTreeMap<String, String> = before.tags.clone().into_iter().collect();
+        tags.extend(req.set_tags.clone());
         let now = now_micros();
         let (new_status, ended_at) = if ended {
             (
@@ -143,16 +150,17 @@ impl Store {
         };
         let mut tx = self.begin().await?;
         sqlx::query(
-            "UPDATE runs SET status = $1, metrics_json = $2, ended_at = $3 WHERE run_id = $4",
+            "UPDATE runs SET status = $1, metrics_json = $2, ended_at = $3, tags_json = $4 WHERE run_id = $5",
         )
         .bind(new_status)
         .bind(to_json("metrics", &metrics)?)
         .bind(ended_at)
+        .bind(to_json("tags", &tags)?)
         .bind(&req.run_id)
         .execute(&mut *tx)
         .await?;
-        let before_json = json!({"status": status_name(before.status), "metrics": before.metrics});
-        let after = json!({"status": new_status, "metrics": metrics});
+        let before_json = json!({"status": status_name(before.status), "metrics": before.metrics, "tags": before.tags});
+        let after = json!({"status": new_status, "metrics": metrics, "tags": tags});
         self.audit(
             &mut tx,
             principal,

@@ -72,6 +72,8 @@ struct TensorJson {
     name: String,
     dtype: String,
     shape: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    columns: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -114,10 +116,18 @@ impl SignatureJson {
                             "signature.{side}[{i}].shape has dimension {d}; use a positive size or -1 for a dynamic one"
                         )));
                     }
+                    let last = t.shape.last().copied().unwrap_or(-1);
+                    if !t.columns.is_empty() && last != -1 && last != t.columns.len() as i64 {
+                        return Err(Error::invalid(format!(
+                            "signature.{side}[{i}] names {} columns but its last dimension is {last}",
+                            t.columns.len()
+                        )));
+                    }
                     Ok(TensorJson {
                         name: t.name.clone(),
                         dtype: t.dtype.clone(),
                         shape: t.shape.clone(),
+                        columns: t.columns.clone(),
                     })
                 })
                 .collect()
@@ -135,6 +145,7 @@ impl SignatureJson {
                     name: t.name.clone(),
                     dtype: t.dtype.clone(),
                     shape: t.shape.clone(),
+                    columns: t.columns.clone(),
                 })
                 .collect()
         };

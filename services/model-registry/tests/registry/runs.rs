@@ -19,6 +19,7 @@ pub(crate) async fn runs_link_versions_to_their_dataset_and_cannot_be_deleted_wh
             name: "nightly".into(),
             params: [("max_depth".to_string(), "6".to_string())].into(),
             dataset: Some(dataset.clone()),
+            tags: [("stage".to_string(), "nightly".to_string())].into(),
         })
         .await
         .expect("run")
@@ -30,6 +31,7 @@ pub(crate) async fn runs_link_versions_to_their_dataset_and_cannot_be_deleted_wh
             run_id: run.run_id.clone(),
             status: pb::RunStatus::Finished as i32,
             metrics: [("auc".to_string(), 0.87)].into(),
+            set_tags: [("gate.decision".to_string(), "promoted".to_string())].into(),
         })
         .await
         .expect("end run")
@@ -37,6 +39,21 @@ pub(crate) async fn runs_link_versions_to_their_dataset_and_cannot_be_deleted_wh
     assert_eq!(ended.status, pb::RunStatus::Finished as i32);
     assert!(ended.ended_at.is_some());
     assert_eq!(ended.metrics["auc"], 0.87);
+    assert_eq!(ended.tags["stage"], "nightly", "tags are merged");
+    assert_eq!(ended.tags["gate.decision"], "promoted");
+    // Tags may still be set once a run has ended (a decision recorded late).
+    let annotated = client
+        .raw()
+        .update_run(pb::UpdateRunRequest {
+            run_id: run.run_id.clone(),
+            set_tags: [("reviewed".to_string(), "yes".to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .expect("tag ended run")
+        .into_inner();
+    assert_eq!(annotated.tags.len(), 3);
+    assert_eq!(annotated.status, pb::RunStatus::Finished as i32);
 
     client
         .raw()
