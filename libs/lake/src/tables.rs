@@ -91,6 +91,33 @@ impl TableSpec {
     }
 }
 
+impl TableSpec {
+    /// Opens the table when it exists (its log has a commit), without the
+    /// error a load of a missing table logs; `None` before the first commit.
+    pub async fn open_if_exists(&self, lake: &LakeLocation) -> Result<Option<DeltaTable>> {
+        let delta_err = |source| Error::Delta {
+            table: self.name.to_string(),
+            source,
+        };
+        let table = DeltaTableBuilder::from_url(lake.table_url(self.name))
+            .map_err(delta_err)?
+            .with_storage_options(lake.options().clone())
+            .build()
+            .map_err(delta_err)?;
+        if !has_log(&table).await? {
+            return Ok(None);
+        }
+        match self.open(lake).await {
+            Ok(table) => Ok(Some(table)),
+            Err(Error::Delta {
+                source: DeltaTableError::NotATable(_),
+                ..
+            }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+}
+
 /// Whether the table's `_delta_log/` holds anything.
 async fn has_log(table: &DeltaTable) -> Result<bool> {
     use futures::TryStreamExt;
