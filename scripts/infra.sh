@@ -4,6 +4,8 @@
 #   - tansu, a Kafka-protocol broker (crates.io, built once into the cache)
 #   - moto's S3 server (PyPI), which supports conditional writes
 #   - Azurite's blob service (npm)
+#   - ONNX Runtime's shared library, from the pinned `onnxruntime` wheel in
+#     the project's venv (requirements-test.txt); `env` prints ORT_DYLIB_PATH
 #
 # Usage: scripts/infra.sh install | start [kafka|s3|azure ...] | stop | env | status
 # `env` prints the variables tests read (TEST_KAFKA_BROKERS, TEST_S3_*, TEST_AZURE_*).
@@ -136,6 +138,15 @@ stop_all() {
   done
 }
 
+# The runtime library inside the onnxruntime wheel (ort loads it at run time).
+ort_library() {
+  local lib
+  for lib in "$MLOPS_VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*; do
+    [ -f "$lib" ] && { echo "$lib"; return; }
+  done
+  echo "$MLOPS_VENV/onnxruntime-not-installed/libonnxruntime.so"
+}
+
 print_env() {
   cat <<ENV
 export TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
@@ -146,6 +157,7 @@ export TEST_AZURE_CONTAINER=$TEST_BUCKET
 export TEST_AZURE_ACCOUNT=$AZURITE_ACCOUNT
 export TEST_AZURE_KEY='$AZURITE_KEY'
 export TEST_PYTHON=$MLOPS_VENV/bin/python
+export ORT_DYLIB_PATH=$(ort_library)
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 ENV
 }
