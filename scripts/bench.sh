@@ -4,6 +4,7 @@
 #   ./scripts/bench.sh ingest     ingest throughput vs raw consume, clean and with malformed input (needs the broker)
 #   ./scripts/bench.sh registry   registry query latency at 100k versions (needs Postgres)
 #   ./scripts/bench.sh transform  bronze -> gold throughput vs DuckDB on the same data
+#   ./scripts/bench.sh train      trainer fit time and AUC vs LightGBM and scikit-learn on the same matrices
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 what="${1:-all}"
@@ -19,4 +20,10 @@ if [ "$what" = all ] || [ "$what" = transform ]; then
   ensure_python_requirements "$REPO_ROOT/scripts/requirements-bench.txt"
   BENCH_PYTHON="$MLOPS_VENV/bin/python" \
     cargo bench --locked -p mlops-transform --bench transform_throughput
+fi
+if [ "$what" = all ] || [ "$what" = train ]; then
+  ensure_python_requirements "$REPO_ROOT/scripts/requirements-test.txt"
+  ensure_python_requirements "$REPO_ROOT/scripts/requirements-bench.txt"
+  BENCH_PYTHON="$MLOPS_VENV/bin/python" \
+    cargo bench --locked -p mlops-trainer --bench train_vs_peers
 fi

@@ -4,12 +4,13 @@
 # backfill, then live events), ingest writing bronze to ./data/lake, transform
 # refining it into silver and gold every TRANSFORM_POLL_INTERVAL_SECONDS, and
 # the model registry on SQLite (./data/registry.db) with artifacts in
-# ./data/artifacts.
+# ./data/artifacts, and the trainer, which trains once gold has enough days
+# and again as it advances, so a @champion exists within minutes.
 # Ctrl-C stops everything; the lake stays on disk.
 #
 # Settings: KAFKA_PORT (9092), LAKE_URL (./data/lake), PRODUCER_SUBSCRIBERS
-# (1000), PRODUCER_DAYS (14), PRODUCER_RATE (50), TRANSFORM_POLL_INTERVAL_SECONDS
-# (30), PROFILE (dev | release).
+# (1000), PRODUCER_DAYS (40), PRODUCER_RATE (50), TRANSFORM_POLL_INTERVAL_SECONDS
+# (30), TRAINER_HORIZON_DAYS (7), TRAINER_TEST_DAYS (7), PROFILE (dev | release).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
@@ -18,16 +19,19 @@ PROFILE="${PROFILE:-dev}"
 export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export LAKE_URL="${LAKE_URL:-$REPO_ROOT/data/lake}"
 export PRODUCER_SUBSCRIBERS="${PRODUCER_SUBSCRIBERS:-1000}"
-export PRODUCER_DAYS="${PRODUCER_DAYS:-14}"
+export PRODUCER_DAYS="${PRODUCER_DAYS:-40}"
 export PRODUCER_RATE="${PRODUCER_RATE:-50}"
 export TRANSFORM_POLL_INTERVAL_SECONDS="${TRANSFORM_POLL_INTERVAL_SECONDS:-30}"
+# A short horizon and test period so the backfill's days are enough to train.
+export TRAINER_HORIZON_DAYS="${TRAINER_HORIZON_DAYS:-7}"
+export TRAINER_TEST_DAYS="${TRAINER_TEST_DAYS:-7}"
 export MLOPS_RUN_DIR="$MLOPS_CACHE_DIR/dev-stack"
 STACK_LOGS="$REPO_ROOT/data/logs"
 mkdir -p "$STACK_LOGS"
 
 log "building the services ($PROFILE profile)"
 cargo build --profile "$PROFILE" --locked -p mlops-producer -p mlops-ingest \
-  -p mlops-transform -p mlops-model-registry -p mlops-cli
+  -p mlops-transform -p mlops-model-registry -p mlops-cli -p mlops-trainer
 BIN_DIR="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 
 # Background services run in their own sessions (setsid), so the terminal's
@@ -44,6 +48,9 @@ trap cleanup EXIT
 trap "exit 130" INT TERM
 
 TEST_KAFKA_PORT="$KAFKA_PORT" "$REPO_ROOT/scripts/infra.sh" start kafka
+# ONNX Runtime's library for the trainer, from the pinned wheel in the venv.
+ensure_python_requirements "$REPO_ROOT/scripts/requirements-test.txt"
+eval "$("$REPO_ROOT/scripts/infra.sh" env | grep '^export ORT_DYLIB_PATH=')"
 
 # The registry's bootstrap admin token: made once, kept out of the repo
 # (data/ is git-ignored) and readable by this user only.
@@ -76,6 +83,13 @@ log "producer live at $PRODUCER_RATE events/s (admin: http://127.0.0.1:9101/metr
 ADMIN_ADDR=127.0.0.1:9101 setsid "$BIN_DIR/producer" --mode live 2>"$STACK_LOGS/producer-live.log" &
 pids+=($!)
 
+# The bootstrap admin token may promote @champion (admin >= approver).
+log "starting trainer: watches gold, trains when it spans enough days (admin: http://127.0.0.1:9105/metrics)"
+ADMIN_ADDR=127.0.0.1:9105 TRAINER_REGISTRY_TOKEN_FILE="$TOKEN_FILE" TRAINER_POLL_SECONDS=30 \
+  TRAINER_MIN_NEW_DAYS=1 TRAINER_INTERVAL_SECONDS=3600 \
+  setsid "$BIN_DIR/trainer" watch 2>"$STACK_LOGS/trainer.log" &
+pids+=($!)
+
 log "running; logs in $STACK_LOGS; Ctrl-C to stop"
 while true; do
   sleep 10
@@ -83,8 +97,9 @@ while true; do
   version=$(curl -fsS http://127.0.0.1:9102/metrics 2>/dev/null | awk '/^ingest_bronze_table_version/ {print $2}')
   silver=$(curl -fsS http://127.0.0.1:9103/metrics 2>/dev/null | awk '/^transform_rows_out_total\{table="silver\/telecom_events"\}/ {print $2}')
   features=$(curl -fsS http://127.0.0.1:9103/metrics 2>/dev/null | awk '/^transform_rows_out_total\{table="gold\/subscriber_features_daily"\}/ {print $2}')
-  printf 'bronze: %s rows written this session, table version %s; silver: %s rows; gold features: %s rows recomputed (%s)\n' \
-    "${written:-?}" "${version:-?}" "${silver:-0}" "${features:-0}" "$LAKE_URL"
+  trained=$(curl -fsS http://127.0.0.1:9105/metrics 2>/dev/null | awk '/^trainer_runs_total\{outcome="ok"\}/ {print $2}')
+  printf 'bronze: %s rows written this session, table version %s; silver: %s rows; gold features: %s rows recomputed; trainer runs: %s (%s)\n' \
+    "${written:-?}" "${version:-?}" "${silver:-0}" "${features:-0}" "${trained:-0}" "$LAKE_URL"
   for pid in "${pids[@]}"; do
     kill -0 "$pid" 2>/dev/null || die "a service stopped; see $STACK_LOGS"
   done

@@ -39,6 +39,16 @@ pub struct TestLake {
 }
 
 impl TestLake {
+    /// A lake at an existing location, kept afterwards (benchmarks reuse it).
+    pub fn at(location: LakeLocation) -> Self {
+        let env = HashMap::from([("LAKE_URL".to_string(), location.root().to_string())]);
+        Self {
+            location,
+            env,
+            _dir: None,
+        }
+    }
+
     pub fn new(store: Store) -> Self {
         let prefix = unique("lake");
         match store {

@@ -12,7 +12,7 @@ use mlops_ingest::batch::Batch;
 use mlops_ingest::decode::decode;
 use mlops_ingest::writer::{BronzeWriter, CommitOutcome};
 use mlops_lake::{LakeLocation, TableSpec, query};
-use mlops_producer::sim::{SimConfig, midnight};
+use mlops_producer::sim::{SimConfig, Truth, midnight};
 use mlops_producer::{Emitter, FaultRates, Outgoing};
 use mlops_runtime::EnvReader;
 pub use mlops_testkit::*;
@@ -33,6 +33,27 @@ pub fn producer_days(
     days: u32,
     faults: FaultRates,
 ) -> Vec<Vec<Outgoing>> {
+    simulate(seed, subscribers, days, faults).0
+}
+
+/// Every record of the simulated days and the producer's ground truth (what
+/// `--truth-out` writes).
+pub fn producer_world(
+    seed: u64,
+    subscribers: u32,
+    days: u32,
+    faults: FaultRates,
+) -> (Vec<Outgoing>, Vec<Truth>) {
+    let (days, truth) = simulate(seed, subscribers, days, faults);
+    (days.concat(), truth)
+}
+
+fn simulate(
+    seed: u64,
+    subscribers: u32,
+    days: u32,
+    faults: FaultRates,
+) -> (Vec<Vec<Outgoing>>, Vec<Truth>) {
     let mut emitter = Emitter::new(
         &SimConfig {
             seed,
@@ -45,7 +66,8 @@ pub fn producer_days(
     if let Some(last) = out.last_mut() {
         last.extend(emitter.drain_delayed());
     }
-    out
+    let truth = emitter.truth();
+    (out, truth)
 }
 
 /// Appends records to bronze the way ingest does (one Kafka partition,
