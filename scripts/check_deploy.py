@@ -11,6 +11,7 @@ import argparse
 import copy
 import json
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -26,11 +27,29 @@ from dockerfile_parse import DockerfileParser
 
 UMBRELLA = "helm/mlops-platform"
 LIBRARY = "helm/mlops-common"
-SERVICES = {"producer": 9101, "ingest": 9102, "transform": 9103, "model-registry": 9104}
+SERVICES = {"producer": 9101, "ingest": 9102, "transform": 9103, "model-registry": 9104, "trainer": 9105}
 REGISTRY, REGISTRY_GRPC_PORT = "model-registry", 50051
 TRANSFORM = "transform"
+TRAINER = "trainer"
 # Services that do not use Kafka: no KAFKA_* settings, no dependency on the broker.
-NO_KAFKA = {TRANSFORM}
+NO_KAFKA = {TRANSFORM, TRAINER}
+# The trainer's settings with the service's defaults, as the chart passes them.
+TRAINER_DEFAULTS = {
+    "TRAINER_MODEL_NAME": "churn",
+    "TRAINER_HORIZON_DAYS": "30",
+    "TRAINER_TEST_DAYS": "30",
+    "TRAINER_VALIDATION_FRACTION": "0.2",
+    "TRAINER_SEED": "42",
+    "TRAINER_CANDIDATES": "logistic_regression,gbdt",
+    "TRAINER_MIN_AUC_GAIN": "0.002",
+    "TRAINER_MIN_AUC": "0.6",
+    "TRAINER_MAX_ECE": "0.05",
+    "TRAINER_MIN_NEW_DAYS": "1",
+    "TRAINER_INTERVAL_SECONDS": "86400",
+    "TRAINER_POLL_SECONDS": "300",
+}
+# The ONNX Runtime library the trainer image ships, and where.
+ORT_DIR = "/usr/local/lib/onnxruntime"
 # KAFKA_CREATE_TOPICS and KAFKA_REPLICATION_FACTOR of the Kafka services, per
 # ci/*-values.yaml; the chart defaults for every other render.
 TOPIC_SETTINGS = {"managed-topics-values.yaml": ("false", "3")}
@@ -270,6 +289,14 @@ def container(docs: list[dict[str, Any]], component: str) -> dict[str, Any]:
     return pod_spec(d)["containers"][0]
 
 
+def workload(docs: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    """A service's Deployment, else its CronJob (the trainer's default)."""
+    d = by_name(docs, "Deployment", component) or by_name(docs, "CronJob", component)
+    if d is None:
+        raise CheckFailed(f"no Deployment or CronJob for {component}")
+    return d
+
+
 def registry_rules(docs: list[dict[str, Any]], migration_job: bool = True) -> list[str]:
     """The model registry: gRPC on the pod and the Service, the database URL
     from a Secret, and the migrations run by a hook Job before the Deployment
@@ -426,6 +453,107 @@ def transform_rules(docs: list[dict[str, Any]], deployment: bool = True, cron: b
     return problems
 
 
+def trainer_rules(
+    docs: list[dict[str, Any]], mode: str = "cronjob", secret: str = "trainer-registry-token", key: str = "token"
+) -> list[str]:
+    """The trainer: one instance, either a CronJob running `trainer run` that
+    never overlaps itself (mode cronjob, the default) or a single-replica
+    Recreate Deployment running `trainer watch` behind a Service (mode
+    watch). Its registry token is a file from a Secret, never an env value;
+    TRAINER_WORK_DIR and /tmp are emptyDirs; no Kafka."""
+    problems = []
+    t = TRAINER
+    deploy = by_name(docs, "Deployment", t)
+    cronjob = by_name(docs, "CronJob", t)
+    if by_name(docs, "PodDisruptionBudget", t) is not None:
+        problems.append(f"{t}: PodDisruptionBudget for a single instance")
+    if mode == "cronjob":
+        for kind in ("Deployment", "Service", "ServiceMonitor"):
+            if by_name(docs, kind, t) is not None:
+                problems.append(f"{t}: {kind} rendered although mode is cronjob")
+        if cronjob is None:
+            return problems + [f"{t}: no CronJob although mode is cronjob"]
+        who = ident(cronjob)
+        spec = cronjob["spec"]
+        if spec.get("concurrencyPolicy") != "Forbid":
+            problems.append(f"{who}: concurrencyPolicy is {spec.get('concurrencyPolicy')!r}, expected Forbid")
+        if not spec.get("schedule"):
+            problems.append(f"{who}: no schedule")
+        for key_ in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+            if not isinstance(spec.get(key_), int):
+                problems.append(f"{who}: {key_} is not set")
+        for key_ in ("backoffLimit", "activeDeadlineSeconds"):
+            if not isinstance(spec["jobTemplate"]["spec"].get(key_), int):
+                problems.append(f"{who}: job {key_} is not set")
+        pod = pod_spec(cronjob)
+        if pod.get("restartPolicy") not in ("Never", "OnFailure"):
+            problems.append(f"{who}: restartPolicy is {pod.get('restartPolicy')!r}")
+        subcommand = "run"
+    else:
+        if cronjob is not None:
+            problems.append(f"{t}: CronJob rendered although mode is watch")
+        if deploy is None:
+            return problems + [f"{t}: no Deployment although mode is watch"]
+        who = ident(deploy)
+        replicas, strategy = deploy["spec"].get("replicas"), deploy["spec"].get("strategy")
+        if replicas != 1:
+            problems.append(f"{who}: replicas is {replicas!r}, expected 1 (one trainer)")
+        if strategy != {"type": "Recreate"}:
+            problems.append(f"{who}: strategy is {strategy!r}, expected Recreate")
+        svc = by_name(docs, "Service", t)
+        if svc is None or "admin" not in {p["name"] for p in svc["spec"]["ports"]}:
+            problems.append(f"{t}: no Service with the admin port in mode watch")
+        pod = pod_spec(deploy)
+        subcommand = "watch"
+    if len(pod["containers"]) != 1 or pod["containers"][0]["name"] != t:
+        problems.append(f"{who}: expected the single container {t}")
+    c = pod["containers"][0]
+    if c.get("command") or (c.get("args") or [None])[0] != subcommand:
+        problems.append(f"{who}: runs command {c.get('command')!r} args {c.get('args')!r}, expected `{t} {subcommand}`")
+    for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"), ("startupProbe", "/livez")):
+        got = c.get(probe, {}).get("httpGet", {})
+        if got.get("path") != path or got.get("port") not in ("admin", SERVICES[t]):
+            problems.append(f"{who}: {probe} is not GET {path} on the admin port")
+    env = env_of(c)
+    for name in ("LAKE_URL", "REGISTRY_URL", *TRAINER_DEFAULTS):
+        if not env.get(name, {}).get("value"):
+            problems.append(f"{t}: env {name} is not set: {env.get(name)!r}")
+    if not re.match(r"^https?://[^/\s]+:[0-9]+/?$", env.get("REGISTRY_URL", {}).get("value", "")):
+        problems.append(f"{t}: REGISTRY_URL is not an http(s)://host:port URL: {env.get('REGISTRY_URL')!r}")
+    # The registry token: a read-only file from the Secret, never an env value.
+    if "TRAINER_REGISTRY_TOKEN" in env:
+        problems.append(f"{t}: TRAINER_REGISTRY_TOKEN is set; expected the token as a file")
+    for e in c.get("env", []):
+        if "value" in e and e["name"] != "TRAINER_REGISTRY_TOKEN_FILE" and "TOKEN" in e["name"].upper():
+            problems.append(f"{t}: env {e['name']} has a plain value")
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = c.get("volumeMounts", [])
+
+    def mount_of(path: str) -> dict[str, Any] | None:
+        return next((m for m in mounts if (path + "/").startswith(m["mountPath"].rstrip("/") + "/")), None)
+
+    token_file = env.get("TRAINER_REGISTRY_TOKEN_FILE", {}).get("value", "")
+    mount = mount_of(token_file) if token_file else None
+    if mount is None or mount["mountPath"] == token_file:
+        problems.append(f"{t}: TRAINER_REGISTRY_TOKEN_FILE {token_file!r} is not a file on a mounted volume")
+    else:
+        sv = volumes.get(mount["name"], {}).get("secret", {})
+        items = {i["key"]: i["path"] for i in sv.get("items", [])}
+        if sv.get("secretName") != secret or not mount.get("readOnly"):
+            problems.append(f"{t}: the token is not mounted read-only from Secret {secret}: {sv!r}")
+        elif token_file != f"{mount['mountPath'].rstrip('/')}/{items.get(key)}":
+            problems.append(f"{t}: TRAINER_REGISTRY_TOKEN_FILE does not name key {key} of Secret {secret}")
+        elif sv.get("defaultMode", 0o644) & 0o007:
+            problems.append(f"{t}: the token file is world-readable (defaultMode {oct(sv['defaultMode'])})")
+    work = env.get("TRAINER_WORK_DIR", {}).get("value", "")
+    wm = mount_of(work) if work else None
+    if wm is None or "emptyDir" not in volumes.get(wm["name"], {}) or wm.get("readOnly"):
+        problems.append(f"{t}: TRAINER_WORK_DIR {work!r} is not on a writable emptyDir")
+    elif wm["name"] == (mount or {}).get("name") or wm["mountPath"] == "/tmp":
+        problems.append(f"{t}: TRAINER_WORK_DIR shares a volume with the token or /tmp")
+    return problems
+
+
 def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
     problems = []
     ingest = by_name(docs, "Deployment", "ingest")
@@ -466,10 +594,10 @@ def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
     if "OTEL_EXPORTER_OTLP_ENDPOINT" not in env_of(p):
         problems.append("producer: OTEL_EXPORTER_OTLP_ENDPOINT is missing")
     monitors = {m["metadata"]["labels"]["app.kubernetes.io/name"]: m for m in docs if m["kind"] == "ServiceMonitor"}
-    if sorted(monitors) != ["ingest", REGISTRY]:
+    if sorted(monitors) != ["ingest", REGISTRY, TRAINER]:
         problems.append(
-            f"expected ServiceMonitors for ingest and {REGISTRY} only (producer opts out, {TRANSFORM} runs as a"
-            f" CronJob): {sorted(monitors)}"
+            f"expected ServiceMonitors for ingest, {REGISTRY} and {TRAINER} only (producer opts out, {TRANSFORM}"
+            f" runs as a CronJob): {sorted(monitors)}"
         )
     elif any(m["metadata"]["labels"].get("release") != "kube-prometheus-stack" for m in monitors.values()):
         problems.append("ServiceMonitor lacks the global label release=kube-prometheus-stack")
@@ -477,7 +605,7 @@ def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
         problems.append("ServiceMonitor interval is not the chart's 10s")
     elif monitors[REGISTRY]["spec"]["endpoints"][0]["interval"] != "15s":
         problems.append(f"{REGISTRY}: ServiceMonitor interval is not the global 15s")
-    for s in ("ingest", TRANSFORM, REGISTRY):
+    for s in ("ingest", TRANSFORM, REGISTRY, TRAINER):
         sa = by_name(docs, "ServiceAccount", s)
         if not sa or "eks.amazonaws.com/role-arn" not in sa["metadata"]["annotations"]:
             problems.append(f"{s}: ServiceAccount lacks the IRSA annotation")
@@ -485,6 +613,8 @@ def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
     problems += scenario_s3_registry(docs)
     problems += transform_rules(docs, deployment=False, cron=True)
     problems += scenario_s3_transform(docs)
+    problems += trainer_rules(docs, mode="watch", secret="trainer-approver-token", key="approver-token")
+    problems += scenario_s3_trainer(docs, monitors.get(TRAINER))
     for w in workloads(docs):
         if pod_spec(w).get("imagePullSecrets") != [{"name": "registry-credentials"}]:
             problems.append(f"{ident(w)}: imagePullSecrets not set from global")
@@ -596,6 +726,54 @@ def scenario_s3_transform(docs: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def scenario_s3_trainer(docs: list[dict[str, Any]], monitor: dict[str, Any] | None) -> list[str]:
+    problems = []
+    t = TRAINER
+    deploy = by_name(docs, "Deployment", t)
+    if deploy is None:
+        return [f"{t}: no Deployment (mode watch)"]
+    pod = pod_spec(deploy)
+    c = pod["containers"][0]
+    env = env_of(c)
+    want_plain = {
+        "LAKE_URL": "s3://telecom-lake/prod/",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": "http://minio.storage:9000",
+        "AWS_ALLOW_HTTP": "true",
+        "REGISTRY_URL": "http://registry.mlops-models.svc:50051",
+        "TRAINER_MODEL_NAME": "churn-prod",
+        "TRAINER_HORIZON_DAYS": "60",
+        "TRAINER_TEST_DAYS": "14",
+        "TRAINER_VALIDATION_FRACTION": "0.25",
+        "TRAINER_SEED": "7",
+        "TRAINER_CANDIDATES": "gbdt",
+        "TRAINER_MIN_AUC_GAIN": "0.005",
+        "TRAINER_MIN_AUC": "0.7",
+        "TRAINER_MAX_ECE": "0.03",
+        "TRAINER_MIN_NEW_DAYS": "2",
+        "TRAINER_INTERVAL_SECONDS": "43200",
+        "TRAINER_POLL_SECONDS": "120",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
+    }
+    for k, v in want_plain.items():
+        if env.get(k, {}).get("value") != v:
+            problems.append(f"{t}: env {k} is {env.get(k)!r}, expected {v!r}")
+    for k, key in (("AWS_ACCESS_KEY_ID", "access-key"), ("AWS_SECRET_ACCESS_KEY", "secret-key")):
+        ref = env.get(k, {}).get("valueFrom", {}).get("secretKeyRef", {})
+        if ref != {"name": "lake-s3-credentials", "key": key}:
+            problems.append(f"{t}: env {k} does not reference lake-s3-credentials/{key}: {env.get(k)!r}")
+    if c["image"] != "registry.example.com/mlops/mlops-trainer:1.2.5":
+        problems.append(f"{t}: image is {c['image']}, expected the chart's own tag")
+    if c["resources"].get("limits", {}).get("memory") != "12Gi":
+        problems.append(f"{t}: resources override not applied")
+    work = {v["name"]: v for v in pod.get("volumes", [])}.get("work", {})
+    if work.get("emptyDir", {}).get("sizeLimit") != "20Gi":
+        problems.append(f"{t}: workDirSizeLimit override not applied")
+    if monitor is None or monitor["spec"]["endpoints"][0].get("interval") != "60s":
+        problems.append(f"{t}: ServiceMonitor interval is not the chart's 60s")
+    return problems
+
+
 def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
     problems = []
     if any(d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "producer" for d in docs):
@@ -646,6 +824,25 @@ def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
         problems.append(f"{REGISTRY}: envFrom is {r.get('envFrom')!r}, expected the lake Secret (no artifacts Secret)")
     if by_name(docs, "PodDisruptionBudget", REGISTRY) is not None:
         problems.append(f"{REGISTRY}: PodDisruptionBudget with a single replica")
+    problems += trainer_rules(docs, secret="registry-trainer-token")
+    cronjob = by_name(docs, "CronJob", TRAINER)
+    if cronjob is not None:
+        spec = cronjob["spec"]
+        for k, v in {"schedule": "30 2 * * *", "timeZone": "Europe/Amsterdam"}.items():
+            if spec.get(k) != v:
+                problems.append(f"{TRAINER}: CronJob {k} is {spec.get(k)!r}, expected {v!r}")
+        if spec["jobTemplate"]["spec"].get("activeDeadlineSeconds") != 14400:
+            problems.append(f"{TRAINER}: CronJob activeDeadlineSeconds is not 14400")
+        tc = pod_spec(cronjob)["containers"][0]
+        tenv = env_of(tc)
+        if tenv.get("LAKE_URL", {}).get("value") != "az://telecom-lake/bronze-root/":
+            problems.append(f"{TRAINER}: LAKE_URL is not the az:// URL")
+        if tenv.get("AZURE_STORAGE_ACCOUNT_NAME", {}).get("value") != "telecomlake" or any(
+            k.startswith("AWS_") for k in tenv
+        ):
+            problems.append(f"{TRAINER}: storage env is not the Azure lake's")
+        if tc.get("envFrom") != [{"secretRef": {"name": "lake-azure-credentials"}}]:
+            problems.append(f"{TRAINER}: envFrom is {tc.get('envFrom')!r}, expected the lake-azure-credentials Secret")
     return problems
 
 
@@ -653,14 +850,16 @@ def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
     problems = topic_settings_rules(docs, *DEFAULT_TOPIC_SETTINGS)
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
     want = sorted(
-        [f"{k}/{RELEASE}-{s}" for s in SERVICES for k in ("Deployment", "Service", "ServiceAccount")]
+        [f"{k}/{RELEASE}-{s}" for s in SERVICES if s != TRAINER for k in ("Deployment", "Service", "ServiceAccount")]
         # The registry runs 2 replicas and migrates in a hook Job by default.
         + [f"PodDisruptionBudget/{RELEASE}-{REGISTRY}", f"Job/{RELEASE}-{REGISTRY}-migrate"]
+        # The trainer runs as a CronJob by default, without a Service.
+        + [f"CronJob/{RELEASE}-{TRAINER}", f"ServiceAccount/{RELEASE}-{TRAINER}"]
     )
     if kinds != want:
         problems.append(f"default render has {kinds}, expected {want}")
     for s in SERVICES:
-        c = container(docs, s)
+        c = pod_spec(workload(docs, s))["containers"][0]
         if "OTEL_EXPORTER_OTLP_ENDPOINT" in env_of(c):
             problems.append(f"{s}: OTEL_EXPORTER_OTLP_ENDPOINT set although no endpoint is configured")
         if c.get("envFrom"):
@@ -691,6 +890,19 @@ def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
     env = env_of(container(docs, REGISTRY))
     if any(k.startswith("REGISTRY_BOOTSTRAP_TOKEN") for k in env):
         problems.append(f"{REGISTRY}: a bootstrap token is set although no Secret is referenced")
+    problems += trainer_rules(docs)
+    cronjob = workload(docs, TRAINER)
+    if cronjob["spec"].get("schedule") != "0 */6 * * *":
+        problems.append(f"{TRAINER}: CronJob schedule is {cronjob['spec'].get('schedule')!r}, expected '0 */6 * * *'")
+    trenv = env_of(pod_spec(cronjob)["containers"][0])
+    registry_url = f"http://{RELEASE}-{REGISTRY}:{REGISTRY_GRPC_PORT}"
+    want = {**TRAINER_DEFAULTS, "LAKE_URL": "s3://lake/", "REGISTRY_URL": registry_url}
+    for k, v in want.items():
+        if trenv.get(k, {}).get("value") != v:
+            problems.append(f"{TRAINER}: env {k} is {trenv.get(k)!r}, expected the default {v!r}")
+    res = pod_spec(cronjob)["containers"][0].get("resources", {})
+    if res.get("requests", {}).get("cpu") != "1" or res.get("limits", {}).get("memory") != "4Gi":
+        problems.append(f"{TRAINER}: resources are {res!r}, expected the training defaults (1 CPU, 4Gi limit)")
     return problems
 
 
@@ -785,7 +997,7 @@ def compose_rules(root: Path) -> list[str]:
         env = svc.get("environment", {})
         if env.get("ADMIN_ADDR") != f"0.0.0.0:{port}" or env.get("LOG_FORMAT") != "json":
             problems.append(f"{s}: ADMIN_ADDR/LOG_FORMAT not set for containers")
-    for s in ("ingest", TRANSFORM):
+    for s in ("ingest", TRANSFORM, TRAINER):
         env = services.get(s, {}).get("environment", {})
         lake = str(env.get("LAKE_URL", ""))
         if not lake.startswith("s3://lake") or env.get("AWS_ENDPOINT_URL") != "http://minio:9000":
@@ -802,6 +1014,7 @@ def compose_rules(root: Path) -> list[str]:
     if services.get(TRANSFORM, {}).get("deploy", {}).get("replicas", 1) != 1 or "scale" in services.get(TRANSFORM, {}):
         problems.append(f"{TRANSFORM}: must run a single instance")
     problems += compose_registry_rules(services)
+    problems += compose_trainer_rules(services)
     prom = yaml.safe_load((root / "deploy/compose/prometheus.yml").read_text())
     targets = {t for job in prom["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
     for s, port in SERVICES.items():
@@ -844,13 +1057,56 @@ def compose_registry_rules(services: dict[str, Any]) -> list[str]:
     return problems
 
 
+def compose_trainer_rules(services: dict[str, Any]) -> list[str]:
+    """The trainer runs `trainer watch` against the stack's registry, with the
+    registry's own bootstrap token (so the two always agree), polling gold
+    often; one instance."""
+    problems = []
+    t = TRAINER
+    svc = services.get(t, {})
+    env = svc.get("environment", {})
+    command = svc.get("command")
+    if (command.split() if isinstance(command, str) else command) != ["watch"]:
+        problems.append(f"{t}: command is {command!r}, expected watch")
+    if env.get("REGISTRY_URL") != f"http://{REGISTRY}:{REGISTRY_GRPC_PORT}":
+        problems.append(f"{t}: REGISTRY_URL is {env.get('REGISTRY_URL')!r}, expected the {REGISTRY} service")
+    deps = svc.get("depends_on", {})
+    deps = deps if isinstance(deps, dict) else {d: {} for d in deps}
+    if REGISTRY not in deps:
+        problems.append(f"{t}: must depend on {REGISTRY}")
+    token = str(env.get("TRAINER_REGISTRY_TOKEN", ""))
+    bootstrap = str(services.get(REGISTRY, {}).get("environment", {}).get("REGISTRY_BOOTSTRAP_TOKEN", ""))
+    if "TRAINER_REGISTRY_TOKEN_FILE" in env:
+        problems.append(f"{t}: set TRAINER_REGISTRY_TOKEN or TRAINER_REGISTRY_TOKEN_FILE, not both")
+    if not INTERPOLATED.match(token) or token != bootstrap:
+        problems.append(
+            f"{t}: TRAINER_REGISTRY_TOKEN {token!r} is not the registry's REGISTRY_BOOTSTRAP_TOKEN {bootstrap!r}"
+        )
+    else:
+        m = re.match(r"^\$\{[A-Z0-9_]+:?-(.*)\}$", token)
+        default = m.group(1) if m else ""
+        if len(default) < 16:
+            problems.append(f"{t}: the token's local default {default!r} is shorter than the registry's 16 characters")
+    poll = str(env.get("TRAINER_POLL_SECONDS", ""))
+    m = re.match(r"^(?:\$\{[A-Z0-9_]+:?-)?([0-9]+)\}?$", poll)
+    if not m or int(m.group(1)) > 300:
+        problems.append(f"{t}: TRAINER_POLL_SECONDS is {poll!r}, expected a short poll (at most 300)")
+    if svc.get("deploy", {}).get("replicas", 1) != 1 or "scale" in svc:
+        problems.append(f"{t}: must run a single instance")
+    return problems
+
+
 def dockerfile_rules(root: Path) -> list[str]:
     problems = []
     parser = DockerfileParser(path=str(root / "deploy/Dockerfile"))
     stages: dict[str, dict[str, Any]] = {}
     order: list[dict[str, Any]] = []
+    global_args: dict[str, str] = {}
     for ins in parser.structure:
-        if ins["instruction"] == "FROM":
+        if ins["instruction"] == "ARG" and not order:
+            name, _, default = ins["value"].partition("=")
+            global_args[name.strip()] = default.strip()
+        elif ins["instruction"] == "FROM":
             parts = ins["value"].split()
             stage = {"base": parts[0], "name": parts[2] if len(parts) > 2 else None, "ins": []}
             order.append(stage)
@@ -877,6 +1133,7 @@ def dockerfile_rules(root: Path) -> list[str]:
             "-p mlops-ingest",
             "-p mlops-transform",
             "-p mlops-model-registry",
+            "-p mlops-trainer",
             "--mount=type=cache",
         ):
             if needle not in runs:
@@ -905,10 +1162,69 @@ def dockerfile_rules(root: Path) -> list[str]:
         copies = [i["value"] for s in stack for i in s["ins"] if i["instruction"] == "COPY"]
         if not any("--from=builder" in c and f"/out/{service}" in c for c in copies):
             problems.append(f"{service}: binary is not copied from the builder stage")
+    problems += dockerfile_trainer_rules(stages, chain, global_args)
     ignore = (root / ".dockerignore").read_text().split()
     for needle in ("target/", ".git/", "data/"):
         if needle not in ignore:
             problems.append(f".dockerignore lacks {needle}")
+    return problems
+
+
+def dockerfile_trainer_rules(
+    stages: dict[str, dict[str, Any]],
+    chain: Callable[[dict[str, Any]], list[dict[str, Any]]],
+    global_args: dict[str, str],
+) -> list[str]:
+    """The trainer image: the binary plus the ONNX Runtime shared library
+    from the PyPI wheel (an `onnxruntime` stage), on the distroless cc
+    runtime (the library needs libstdc++), with ORT_DYLIB_PATH naming it and
+    `run` as the default subcommand."""
+    problems = []
+    version = global_args.get("ORT_VERSION", "")
+    if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", version):
+        problems.append(f"ARG ORT_VERSION before the first FROM is {version!r}, expected a pinned x.y.z")
+
+    def subst(text: str) -> str:
+        return re.sub(r"\$\{?ORT_VERSION\}?", version, text)
+
+    ort = stages.get("onnxruntime")
+    if ort is None:
+        problems.append("no onnxruntime stage")
+    else:
+        if not ort["base"].startswith("python:3"):
+            problems.append(f"onnxruntime stage is FROM {ort['base']}, expected a python:3 image")
+        runs = subst(" ".join(i["value"] for i in ort["ins"] if i["instruction"] == "RUN"))
+        lib_in_wheel = f"onnxruntime/capi/libonnxruntime.so.{version}"
+        for needle in ("pip install", "--no-deps", f"onnxruntime=={version}", lib_in_wheel):
+            if needle not in runs:
+                problems.append(f"onnxruntime stage: RUN lacks {needle}")
+    trainer = stages.get(TRAINER)
+    if trainer is None:
+        return problems + ["no trainer stage"]
+    stack = chain(trainer)
+    if stack[-1]["base"] != "gcr.io/distroless/cc-debian12:nonroot":
+        problems.append(f"{TRAINER}: runtime base is {stack[-1]['base']}, expected the distroless cc image (libstdc++)")
+    envs: dict[str, str] = {}
+    for st in reversed(stack):
+        for i in st["ins"]:
+            if i["instruction"] == "ENV":
+                for item in shlex.split(i["value"]):
+                    k, _, v = item.partition("=")
+                    envs[k] = subst(v)
+    lib = f"{ORT_DIR}/libonnxruntime.so.{version}"
+    if envs.get("ORT_DYLIB_PATH") != lib:
+        problems.append(f"{TRAINER}: ORT_DYLIB_PATH is {envs.get('ORT_DYLIB_PATH')!r}, expected {lib}")
+    if envs.get("ADMIN_ADDR") != f"0.0.0.0:{SERVICES[TRAINER]}":
+        problems.append(f"{TRAINER}: ADMIN_ADDR is {envs.get('ADMIN_ADDR')!r}")
+    copies = [subst(i["value"]).split() for i in trainer["ins"] if i["instruction"] == "COPY"]
+    if not any("--from=onnxruntime" in c and c[-1] == lib for c in copies):
+        problems.append(f"{TRAINER}: {lib} is not copied from the onnxruntime stage")
+    exposed = " ".join(i["value"] for i in trainer["ins"] if i["instruction"] == "EXPOSE").split()
+    if str(SERVICES[TRAINER]) not in exposed:
+        problems.append(f"{TRAINER}: does not EXPOSE {SERVICES[TRAINER]}")
+    cmd = [i["value"] for i in trainer["ins"] if i["instruction"] == "CMD"]
+    if not cmd or json.loads(cmd[-1]) != ["run"]:
+        problems.append(f"{TRAINER}: CMD must be the exec form of [\"run\"]: {cmd!r}")
     return problems
 
 
@@ -1003,6 +1319,40 @@ def main() -> int:
 
         checks.run(f"render {label}", transform_scenario)
 
+    # The trainer's two modes: the default CronJob and, with mode watch, the
+    # Deployment; and switched off.
+    def trainer_cronjob() -> None:
+        docs = render(root, {})
+        mine = [d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == TRAINER]
+        problems = kube_validate(mine, versions) + platform_rules(mine) + trainer_rules(docs)
+        expect(problems)
+
+    checks.run(
+        f"render {TRAINER} defaults: CronJob (`{TRAINER} run`, Forbid), token from a Secret file, restricted"
+        " security context, no plain token",
+        trainer_cronjob,
+    )
+
+    def trainer_watch() -> None:
+        docs = render(root, {TRAINER: {"mode": "watch"}, "global": {"serviceMonitor": {"enabled": True}}})
+        problems = kube_validate(docs, versions) + platform_rules(docs) + trainer_rules(docs, mode="watch")
+        if by_name(docs, "ServiceMonitor", TRAINER) is None:
+            problems.append(f"{TRAINER}: no ServiceMonitor in mode watch with global.serviceMonitor.enabled")
+        expect(problems)
+
+    checks.run(
+        f"render {TRAINER}.mode=watch: Deployment (`{TRAINER} watch`, 1 replica, Recreate) with probes, Service,"
+        " ServiceMonitor, no CronJob",
+        trainer_watch,
+    )
+
+    def trainer_disabled() -> None:
+        docs = render(root, {TRAINER: {"enabled": False}})
+        left = [ident(d) for d in docs if TRAINER in d["metadata"].get("labels", {}).get("app.kubernetes.io/name", "")]
+        expect([f"{TRAINER}.enabled=false still renders {', '.join(left)}"] if left else [])
+
+    checks.run(f"render {TRAINER}.enabled=false: no trainer objects", trainer_disabled)
+
     rejections = [
         ("ingest.replicaCount: \"three\"", {"ingest": {"replicaCount": "three"}}, r"replicaCount"),
         ("global.logFormat: xml", {"global": {"logFormat": "xml"}}, r"logFormat"),
@@ -1052,6 +1402,20 @@ def main() -> int:
             {TRANSFORM: {"lateHorizonDays": 3, "dedupHorizonDays": 7}},
             r"dedupHorizonDays",
         ),
+        (
+            f"{TRAINER} without registry.tokenSecret.existingSecret",
+            {TRAINER: {"registry": {"tokenSecret": {"existingSecret": ""}}}},
+            r"tokenSecret\.existingSecret is required",
+        ),
+        (
+            f"{TRAINER}: an inline TRAINER_REGISTRY_TOKEN in extraEnv",
+            {TRAINER: {"extraEnv": [{"name": "TRAINER_REGISTRY_TOKEN", "value": "mlops_0123456789abcdef"}]}},
+            r"inline value",
+        ),
+        (f"{TRAINER}.mode: daily", {TRAINER: {"mode": "daily"}}, r"mode"),
+        (f"{TRAINER}.replicaCount: 2 (one trainer)", {TRAINER: {"replicaCount": 2}}, r"replicaCount"),
+        (f"{TRAINER}.validationFraction: 1", {TRAINER: {"validationFraction": 1}}, r"validationFraction"),
+        (f"{TRAINER}.candidates: []", {TRAINER: {"candidates": []}}, r"candidates"),
     ]
     for label, values, needle in rejections:
         checks.run(f"chart rejects {label}", lambda v=values, n=needle: expect(expect_rejected(root, v, n)))
@@ -1061,7 +1425,10 @@ def main() -> int:
         lambda: expect(check_jsonschema(root, "vendor.compose-spec", [root / "docker-compose.yml"])),
     )
     checks.run("docker-compose.yml stack rules", lambda: expect(compose_rules(root)))
-    checks.run("deploy/Dockerfile: non-root distroless runtime per service", lambda: expect(dockerfile_rules(root)))
+    checks.run(
+        "deploy/Dockerfile: non-root distroless runtime per service, trainer with ONNX Runtime (ORT_DYLIB_PATH)",
+        lambda: expect(dockerfile_rules(root)),
+    )
     workflows = sorted((root / ".github/workflows").glob("*.yml"))
     checks.run(
         "GitHub workflows against their schema",
