@@ -182,8 +182,11 @@ pub async fn train_once(
     outcome
 }
 
+/// Runs CPU-bound work off the async threads, inside the caller's span so
+/// its spans and logs stay in the run's trace.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|e| Error::Task(e.to_string()))
 }
@@ -315,17 +318,19 @@ async fn run_phases(
 
     // Gate: the best candidate on validation AUC against the champion on the same test period.
     let phase = Instant::now();
+    let gate_span = info_span!("gate");
     let mut registry = Registry::connect(
         &config.registry_url,
         &config.registry_token,
         config.registry_attempts,
         &config.model_name,
     )
-    .instrument(info_span!("gate"))
+    .instrument(gate_span.clone())
     .await?;
-    let approver = registry.is_approver().await?;
+    let approver = registry.is_approver().instrument(gate_span.clone()).await?;
     registry
         .ensure_model("Churn within the horizon, trained on gold by the trainer")
+        .instrument(gate_span.clone())
         .await?;
     let best = candidates
         .iter()
@@ -337,7 +342,9 @@ async fn run_phases(
         })
         .map(|(i, _)| i)
         .ok_or_else(|| Error::Data("TRAINER_CANDIDATES is empty".into()))?;
-    let champion = score_champion(&mut registry, &snapshot, &prepared).await?;
+    let champion = score_champion(&mut registry, &snapshot, &prepared)
+        .instrument(gate_span)
+        .await?;
     let best_metrics = &candidates[best].test;
     let decision = gate::decide(
         best_metrics.roc_auc,

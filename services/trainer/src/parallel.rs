@@ -51,6 +51,36 @@ where
     results.into_iter().flatten().collect()
 }
 
+/// Sets `out[i] = f(i)` for every index, the parts on their own threads.
+pub fn fill<T, F>(out: &mut [T], f: F)
+where
+    T: Send,
+    F: Fn(usize) -> T + Sync,
+{
+    let n = out.len();
+    let ranges = ranges(n, parts_for(n));
+    let threads = threads().min(ranges.len());
+    if threads <= 1 {
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = f(i);
+        }
+        return;
+    }
+    std::thread::scope(|scope| {
+        let mut rest = out;
+        for range in ranges {
+            let (part, tail) = rest.split_at_mut(range.len());
+            rest = tail;
+            let f = &f;
+            scope.spawn(move || {
+                for (slot, i) in part.iter_mut().zip(range) {
+                    *slot = f(i);
+                }
+            });
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +91,13 @@ mod tests {
         assert_eq!(sums.len(), 4);
         assert_eq!(sums.iter().sum::<u64>(), (0..100_000u64).sum::<u64>());
         assert_eq!(ranges(10, 3), vec![0..3, 3..6, 6..10]);
+        let mut squares = vec![0u64; 50_000];
+        fill(&mut squares, |i| (i as u64) * (i as u64));
+        assert!(
+            squares
+                .iter()
+                .enumerate()
+                .all(|(i, s)| *s == (i as u64) * (i as u64))
+        );
     }
 }

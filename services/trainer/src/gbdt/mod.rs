@@ -16,6 +16,7 @@ use self::bins::BinMapper;
 use self::tree::{Binned, GrowParams, Tree};
 use crate::linear::sigmoid;
 use crate::matrix::{ClassWeights, Matrix};
+use crate::parallel;
 
 #[derive(Clone, Debug)]
 pub struct GbdtParams {
@@ -76,13 +77,19 @@ impl GbdtModel {
 
 /// Weighted mean log loss of raw scores.
 fn log_loss(scores: &[f64], labels: &[bool], weights: ClassWeights) -> f64 {
-    let (mut loss, mut total) = (0.0, 0.0);
-    for (&s, &label) in scores.iter().zip(labels) {
-        let w = weights.of(label);
-        let y = if label { 1.0 } else { 0.0 };
-        loss += w * (softplus(s) - y * s);
-        total += w;
-    }
+    let parts = parallel::map_parts(scores.len(), |range| {
+        let (mut loss, mut total) = (0.0, 0.0);
+        for i in range {
+            let w = weights.of(labels[i]);
+            let y = if labels[i] { 1.0 } else { 0.0 };
+            loss += w * (softplus(scores[i]) - y * scores[i]);
+            total += w;
+        }
+        (loss, total)
+    });
+    let (loss, total) = parts
+        .into_iter()
+        .fold((0.0, 0.0), |(l, t), (pl, pt)| (l + pl, t + pt));
     loss / total.max(f64::MIN_POSITIVE)
 }
 
@@ -105,8 +112,16 @@ pub fn train(
     let mapper = BinMapper::fit(fit, params.max_bins);
     let fit_bins = mapper.transform(fit);
     let valid_bins = mapper.transform(validation);
+    let mut by_column = vec![0u8; fit_bins.len()];
+    for (row, bins) in fit_bins.chunks(fit.width.max(1)).enumerate() {
+        for (column, &bin) in bins.iter().enumerate() {
+            by_column[column * fit.len() + row] = bin;
+        }
+    }
     let data = Binned {
         bins: &fit_bins,
+        by_column: &by_column,
+        rows: fit.len(),
         width: fit.width,
         mapper: &mapper,
     };
@@ -143,12 +158,13 @@ pub fn train(
     let mut iterations = 0;
     for iteration in 1..=params.max_iterations {
         iterations = iteration;
-        for ((slot, &s), &label) in gh.iter_mut().zip(&fit_scores).zip(&fit.labels) {
-            let p = sigmoid(s);
+        parallel::fill(&mut gh, |i| {
+            let label = fit.labels[i];
+            let p = sigmoid(fit_scores[i]);
             let w = weights.of(label);
             let y = if label { 1.0 } else { 0.0 };
-            *slot = [w * (p - y), (w * p * (1.0 - p)).max(1e-16)];
-        }
+            [w * (p - y), (w * p * (1.0 - p)).max(1e-16)]
+        });
         rows.clear();
         rows.extend(0..fit.len() as u32);
         let grown = tree::grow(&data, &gh, &mut rows, &grow_params);
@@ -157,10 +173,11 @@ pub fn train(
                 fit_scores[row as usize] += value;
             }
         }
-        for (i, score) in valid_scores.iter_mut().enumerate() {
+        let previous = valid_scores.clone();
+        parallel::fill(&mut valid_scores, |i| {
             let row = &valid_bins[i * fit.width..(i + 1) * fit.width];
-            *score += grown.tree.value_binned(row, &mapper);
-        }
+            previous[i] + grown.tree.value_binned(row, &mapper)
+        });
         let single_leaf = grown.tree.nodes.len() == 1;
         trees.push(grown.tree);
         let valid_loss = log_loss(&valid_scores, &validation.labels, weights);

@@ -135,9 +135,13 @@ impl Tree {
     }
 }
 
-/// The training data as the grower sees it.
+/// The training data as the grower sees it: bins row-major (histograms
+/// read whole rows) and column-major (a partition reads one column, which
+/// stays in cache where whole rows would not).
 pub struct Binned<'a> {
     pub bins: &'a [u8],
+    pub by_column: &'a [u8],
+    pub rows: usize,
     pub width: usize,
     pub mapper: &'a BinMapper,
 }
@@ -354,11 +358,12 @@ fn partition(
     scratch: &mut Vec<u32>,
 ) -> usize {
     let missing = data.mapper.missing_bin(split.column);
+    let column = &data.by_column[split.column * data.rows..(split.column + 1) * data.rows];
     scratch.clear();
     let mut write = leaf.begin;
     for read in leaf.begin..leaf.end {
         let row = rows[read];
-        let b = data.bins[row as usize * data.width + split.column];
+        let b = column[row as usize];
         let go_left = if b == missing {
             split.missing_left
         } else {

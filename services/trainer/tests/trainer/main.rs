@@ -13,3 +13,4 @@ mod support;
 mod gate;
 mod labels;
 mod registration;
+mod watch;

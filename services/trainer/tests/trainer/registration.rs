@@ -9,20 +9,6 @@ use mlops_trainer::train::PARITY_TOLERANCE;
 use crate::registry_support::{Db, Options, TestRegistry};
 use crate::{lake_support, support};
 
-async fn versions(client: &mut mlops_registry_client::RegistryClient) -> Vec<pb::ModelVersion> {
-    client
-        .raw()
-        .search_model_versions(pb::SearchModelVersionsRequest {
-            filter: "name = 'churn'".into(),
-            order_by: "version ASC".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("search")
-        .into_inner()
-        .versions
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_registers_candidates_with_lineage_and_promotes_the_first_model() {
     let (lake, _) = support::world(21, 500, 50).await;
@@ -54,7 +40,7 @@ async fn a_run_registers_candidates_with_lineage_and_promotes_the_first_model() 
     }
 
     let mut client = registry.admin_client().await;
-    let all = versions(&mut client).await;
+    let all = support::versions(&client).await;
     assert_eq!(all.len(), 2);
     let lineage = mlops_lake::lineage::of_gold(
         &lake.location,
@@ -207,11 +193,34 @@ print(json.dumps({"rows": len(x), "columns": features, "scores": probabilities[:
         assert!((p - f64::from(*r)).abs() <= 1e-6, "python {p} vs rust {r}");
     }
 
+    // Same seed and gold version: the same models, byte for byte, and metrics.
+    for kind in [
+        mlops_trainer::CandidateKind::Gbdt,
+        mlops_trainer::CandidateKind::LogisticRegression,
+    ] {
+        let first = mlops_trainer::train::train_candidate(kind, &prepared, &snapshot, &config);
+        let second = mlops_trainer::train::train_candidate(kind, &prepared, &snapshot, &config);
+        assert!(
+            first.onnx == second.onnx,
+            "{} export differs between runs",
+            kind.name()
+        );
+        assert_eq!(first.test, second.test);
+        let registered = all
+            .iter()
+            .find(|v| v.tags["model_type"] == kind.name())
+            .expect("registered");
+        assert_eq!(
+            registered.metrics["test_roc_auc"], first.test.roc_auc,
+            "the registered run is reproduced"
+        );
+    }
+
     // The same training again registers nothing new.
     let again = support::train(&config).await.expect("rerun");
     assert_eq!(again.versions, summary.versions);
     assert_eq!(
-        versions(&mut client).await.len(),
+        support::versions(&client).await.len(),
         2,
         "no duplicate versions"
     );
@@ -279,7 +288,7 @@ async fn an_unreachable_registry_fails_the_run_and_a_rerun_resumes_an_unfinished
         summary.versions["gbdt"], pending.version,
         "the pending version is completed"
     );
-    let all = versions(&mut client).await;
+    let all = support::versions(&client).await;
     assert_eq!(all.len(), 2, "one version per candidate: {all:?}");
     assert!(
         all.iter()

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use mlops_producer::FaultRates;
 use mlops_producer::sim::Truth;
+use mlops_registry_client::proto as pb;
 use mlops_runtime::EnvReader;
 use mlops_trainer::TrainerConfig;
 use mlops_trainer::metrics::TrainerMetrics;
@@ -72,4 +73,20 @@ pub async fn train(
     config: &Arc<TrainerConfig>,
 ) -> mlops_trainer::Result<mlops_trainer::RunSummary> {
     mlops_trainer::train_once(config, &TrainerMetrics::default(), None).await
+}
+
+/// Every version of `churn`, oldest first.
+pub async fn versions(client: &mlops_registry_client::RegistryClient) -> Vec<pb::ModelVersion> {
+    client
+        .clone()
+        .raw()
+        .search_model_versions(pb::SearchModelVersionsRequest {
+            filter: "name = 'churn'".into(),
+            order_by: "version ASC".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("search")
+        .into_inner()
+        .versions
 }
