@@ -342,17 +342,44 @@ async fn run_phases(
         })
         .map(|(i, _)| i)
         .ok_or_else(|| Error::Data("TRAINER_CANDIDATES is empty".into()))?;
-    let champion = score_champion(&mut registry, &snapshot, &prepared)
-        .instrument(gate_span)
+    let key = training_key(config, snapshot.lineage.version);
+    let existing = registry
+        .versions_of(&key)
+        .instrument(gate_span.clone())
         .await?;
     let best_metrics = &candidates[best].test;
-    let decision = gate::decide(
-        best_metrics.roc_auc,
-        best_metrics.ece,
-        &champion,
-        &config.gate,
-        approver,
-    );
+    let promoted_before = registry
+        .champion()
+        .instrument(gate_span.clone())
+        .await?
+        .filter(|c| existing.iter().any(|v| v.version == c.version));
+    // An earlier attempt of this training already promoted its candidate:
+    // gating it against itself would demote it.
+    let (champion, decision) = match promoted_before {
+        Some(version) => (
+            Champion::None,
+            Decision {
+                outcome: Outcome::Promote,
+                reason: format!(
+                    "promoted: v{} was promoted by an earlier attempt of this run",
+                    version.version
+                ),
+            },
+        ),
+        None => {
+            let champion = score_champion(&mut registry, &snapshot, &prepared)
+                .instrument(gate_span)
+                .await?;
+            let decision = gate::decide(
+                best_metrics.roc_auc,
+                best_metrics.ece,
+                &champion,
+                &config.gate,
+                approver,
+            );
+            (champion, decision)
+        }
+    };
     info!(phase = "gate", best = candidates[best].kind.name(), test_auc = best_metrics.roc_auc,
           champion = ?champion, decision = decision.reason, seconds = phase.elapsed().as_secs_f64(), "phase done");
 
@@ -360,6 +387,8 @@ async fn run_phases(
     let phase = Instant::now();
     let summary = publish(
         &mut registry,
+        &key,
+        &existing,
         config,
         &snapshot,
         &prepared,
@@ -435,6 +464,8 @@ pub fn training_key(config: &TrainerConfig, gold_version: u64) -> String {
 #[allow(clippy::too_many_arguments)]
 async fn publish(
     registry: &mut Registry,
+    key: &str,
+    existing: &[pb::ModelVersion],
     config: &TrainerConfig,
     snapshot: &Snapshot,
     prepared: &Prepared,
@@ -446,8 +477,6 @@ async fn publish(
     parity: f64,
     started_at: chrono::DateTime<Utc>,
 ) -> Result<RunSummary> {
-    let key = training_key(config, snapshot.lineage.version);
-    let existing = registry.versions_of(&key).await?;
     let lineage = &snapshot.lineage;
     let offsets: BTreeMap<String, i64> = lineage
         .kafka_offsets
@@ -477,21 +506,20 @@ async fn publish(
     // A rerun after a failure continues the same run when it is still open.
     let mut run = None;
     if let Some(previous) = existing.first().filter(|v| !v.run_id.is_empty()) {
+        // Open or ended, it is this training's run: metrics and tags merge.
         let r = registry.get_run(&previous.run_id).await?;
-        if r.status == pb::RunStatus::Running as i32 {
-            info!(
-                run_id = r.run_id,
-                "continuing the run of an earlier attempt"
-            );
-            run = Some(r);
-        }
+        info!(
+            run_id = r.run_id,
+            "continuing the run of an earlier attempt"
+        );
+        run = Some(r);
     }
     let run = match run {
         Some(r) => r,
         None => {
             let params = HashMap::from([
                 ("trainer_version".to_string(), TRAINER_VERSION.to_string()),
-                ("training_key".to_string(), key.clone()),
+                ("training_key".to_string(), key.to_string()),
                 ("started_at".to_string(), started_at.to_rfc3339()),
                 ("gold_version".to_string(), lineage.version.to_string()),
                 (
@@ -592,25 +620,29 @@ async fn publish(
                         config.split.horizon_days.to_string(),
                     ),
                     ("feature_set".to_string(), feature_set.clone()),
-                    (TRAINING_KEY_TAG.to_string(), key.clone()),
+                    (TRAINING_KEY_TAG.to_string(), key.to_string()),
                     (CANDIDATE_TAG.to_string(), name.to_string()),
                     ("gold_version".to_string(), lineage.version.to_string()),
                 ]);
                 let created = registry
-                    .create_version(pb::CreateModelVersionRequest {
-                        model_name: config.model_name.clone(),
-                        format: "onnx".into(),
-                        signature: Some(signature.clone()),
-                        metrics,
-                        params: candidate.params.clone().into_iter().collect(),
-                        tags,
-                        description: format!(
-                            "{name} on gold v{} (horizon {} days)",
-                            lineage.version, config.split.horizon_days
-                        ),
-                        run_id: run.run_id.clone(),
-                        dataset: Some(dataset.clone()),
-                    })
+                    .create_version(
+                        key,
+                        name,
+                        pb::CreateModelVersionRequest {
+                            model_name: config.model_name.clone(),
+                            format: "onnx".into(),
+                            signature: Some(signature.clone()),
+                            metrics,
+                            params: candidate.params.clone().into_iter().collect(),
+                            tags,
+                            description: format!(
+                                "{name} on gold v{} (horizon {} days)",
+                                lineage.version, config.split.horizon_days
+                            ),
+                            run_id: run.run_id.clone(),
+                            dataset: Some(dataset.clone()),
+                        },
+                    )
                     .await?;
                 registry.upload(created.version, file).await?;
                 created.version

@@ -175,6 +175,10 @@ impl TrainerConfig {
             l2: env.parse("TRAINER_LR_L2", LinearParams::default().l2),
             ..LinearParams::default()
         };
+        // Without a penalty a constant indicator column makes the system singular.
+        if linear.l2.is_nan() || linear.l2 <= 0.0 {
+            env.problem("TRAINER_LR_L2 must be positive");
+        }
         let gate_defaults = GateConfig::default();
         let gate = GateConfig {
             min_auc_gain: env.parse("TRAINER_MIN_AUC_GAIN", gate_defaults.min_auc_gain),

@@ -82,7 +82,7 @@ pub fn decide(
             auc: champion_auc,
         } => {
             let gain = auc - champion_auc;
-            if gain < config.min_auc_gain {
+            if gain.is_nan() || gain < config.min_auc_gain {
                 return challenger(format!(
                     "not promoted: test AUC {auc:.4} vs champion v{version} {champion_auc:.4} \
                      (gain {gain:+.4}, needs {:+.4})",
@@ -138,6 +138,17 @@ mod tests {
         assert!(d.reason.contains("champion v3"), "{}", d.reason);
         let d = decide(0.803, 0.01, &champion, &cfg(), true);
         assert_eq!(d.outcome, Outcome::Promote, "{}", d.reason);
+        let unknown = Champion::Scored {
+            version: 3,
+            auc: f64::NAN,
+        };
+        let d = decide(0.9, 0.01, &unknown, &cfg(), true);
+        assert_eq!(
+            d.outcome,
+            Outcome::Challenger,
+            "an unmeasured champion is never beaten: {}",
+            d.reason
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::matrix::{ClassWeights, Matrix};
 use crate::parallel;
@@ -247,6 +247,10 @@ pub fn train(matrix: &Matrix, weights: ClassWeights, params: &LinearParams) -> L
             hessian[j * dim + j] += 1e-9;
         }
         let Some(step) = solve_cholesky(&hessian, &gradient, dim) else {
+            warn!(
+                model = "logistic_regression",
+                iteration, "the Newton system is singular; stopping early"
+            );
             break;
         };
         // Damped Newton: halve the step until the objective decreases.
@@ -262,6 +266,10 @@ pub fn train(matrix: &Matrix, weights: ClassWeights, params: &LinearParams) -> L
             t *= 0.5;
         }
         let Some((candidate, next)) = accepted else {
+            warn!(
+                model = "logistic_regression",
+                iteration, "no step lowers the objective; stopping early"
+            );
             break;
         };
         let max_step = step.iter().map(|s| (t * s).abs()).fold(0.0, f64::max);

@@ -240,11 +240,54 @@ impl Registry {
         call!(self, "UpdateRun", update_run, request)
     }
 
+    /// Creates the version of one candidate. A create that may have been
+    /// committed before the connection failed is looked up by its training
+    /// key and candidate before it is sent again, so a retry never
+    /// registers a second version.
     pub async fn create_version(
         &mut self,
+        training_key: &str,
+        candidate: &str,
         request: pb::CreateModelVersionRequest,
     ) -> Result<pb::ModelVersion> {
-        call!(self, "CreateModelVersion", create_model_version, request)
+        let mut delay = Duration::from_secs(1);
+        for attempt in 1..=self.attempts {
+            let sent = self
+                .client
+                .raw()
+                .create_model_version(request.clone())
+                .await;
+            let source = match sent {
+                Ok(version) => return Ok(version.into_inner()),
+                Err(status) => ClientError::from(status),
+            };
+            if !retryable(&source) {
+                return Err(Error::Registry {
+                    what: "CreateModelVersion".into(),
+                    source,
+                });
+            }
+            if attempt == self.attempts {
+                return Err(Error::RegistryUnreachable {
+                    url: self.url.clone(),
+                    attempts: self.attempts,
+                    what: "CreateModelVersion".into(),
+                    source,
+                });
+            }
+            warn!(attempt, error = %source, "registry unreachable; retrying CreateModelVersion");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(8));
+            let committed = self
+                .versions_of(training_key)
+                .await?
+                .into_iter()
+                .find(|v| v.tags.get(CANDIDATE_TAG).map(String::as_str) == Some(candidate));
+            if let Some(version) = committed {
+                return Ok(version);
+            }
+        }
+        unreachable!("attempts is at least 1")
     }
 
     /// Streams a model file as the version's artifact.

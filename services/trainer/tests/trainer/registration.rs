@@ -220,6 +220,20 @@ print(json.dumps({"rows": len(x), "columns": features, "scores": probabilities[:
     let again = support::train(&config).await.expect("rerun");
     assert_eq!(again.versions, summary.versions);
     assert_eq!(
+        again.run_id, summary.run_id,
+        "the same run, not a second one"
+    );
+    assert_eq!(
+        again.alias, "champion",
+        "not gated against itself: {}",
+        again.decision.reason
+    );
+    assert!(
+        again.decision.reason.contains("earlier attempt"),
+        "{}",
+        again.decision.reason
+    );
+    assert_eq!(
         support::versions(&client).await.len(),
         2,
         "no duplicate versions"
