@@ -18,6 +18,7 @@ pub mod matrix;
 pub mod metrics;
 pub mod onnx;
 pub mod parallel;
+mod publish;
 pub mod reference;
 pub mod registry;
 pub mod train;
