@@ -68,32 +68,31 @@ pub struct Tree {
 impl Tree {
     /// The leaf value for a row of raw inputs.
     pub fn value(&self, row: &[f32]) -> f64 {
-        let mut node = 0;
-        loop {
-            match &self.nodes[node] {
-                Node::Leaf { value } => return *value,
-                Node::Split {
-                    column,
-                    threshold,
-                    missing_left,
-                    left,
-                    right,
-                    ..
-                } => {
-                    let x = row[*column];
-                    let go_left = if x.is_nan() {
-                        *missing_left
-                    } else {
-                        x < *threshold
-                    };
-                    node = if go_left { *left } else { *right };
-                }
+        self.walk(|column, _, threshold, missing_left| {
+            let x = row[column];
+            if x.is_nan() {
+                missing_left
+            } else {
+                x < threshold
             }
-        }
+        })
     }
 
     /// The same on binned inputs.
     pub fn value_binned(&self, row: &[u8], mapper: &BinMapper) -> f64 {
+        self.walk(|column, bin, _, missing_left| {
+            let b = row[column];
+            if b == mapper.missing_bin(column) {
+                missing_left
+            } else {
+                b <= bin
+            }
+        })
+    }
+
+    /// From the root to a leaf; `go_left(column, bin, threshold,
+    /// missing_left)` decides each split.
+    fn walk(&self, go_left: impl Fn(usize, u8, f32, bool) -> bool) -> f64 {
         let mut node = 0;
         loop {
             match &self.nodes[node] {
@@ -101,18 +100,16 @@ impl Tree {
                 Node::Split {
                     column,
                     bin,
+                    threshold,
                     missing_left,
                     left,
                     right,
-                    ..
                 } => {
-                    let b = row[*column];
-                    let go_left = if b == mapper.missing_bin(*column) {
-                        *missing_left
+                    node = if go_left(*column, *bin, *threshold, *missing_left) {
+                        *left
                     } else {
-                        b <= *bin
+                        *right
                     };
-                    node = if go_left { *left } else { *right };
                 }
             }
         }
