@@ -71,6 +71,11 @@ async fn build_gold(lake: &support::TestLake, subscribers: u32, days: u32) {
 
 #[tokio::main]
 async fn main() {
+    // The trainer's own progress lines, with where each model's time goes.
+    tracing_subscriber::fmt()
+        .with_env_filter("mlops_trainer::gbdt=info,mlops_trainer::linear=info")
+        .with_writer(std::io::stderr)
+        .init();
     let subscribers = env_number("BENCH_SUBSCRIBERS", 20_000);
     let days = env_number("BENCH_DAYS", 150);
     let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -104,12 +104,16 @@ impl Model {
         }
     }
     pub fn predict(&self, matrix: &Matrix) -> Vec<f64> {
-        (0..matrix.len())
-            .map(|i| sigmoid(self.raw(matrix.row(i))))
-            .collect()
+        let mut scores = self.raw_all(matrix);
+        for s in &mut scores {
+            *s = sigmoid(*s);
+        }
+        scores
     }
     fn raw_all(&self, matrix: &Matrix) -> Vec<f64> {
-        (0..matrix.len()).map(|i| self.raw(matrix.row(i))).collect()
+        let mut raw = vec![0.0; matrix.len()];
+        crate::parallel::fill(&mut raw, |i| self.raw(matrix.row(i)));
+        raw
     }
     fn calibrate(&mut self, a: f64, b: f64) {
         match self {
@@ -139,7 +143,7 @@ pub fn train_candidate(
 ) -> Candidate {
     let _span = info_span!("train", model = kind.name()).entered();
     let started = Instant::now();
-    let (mut model, mut params) = match kind {
+    let (mut model, validation_raw, mut params) = match kind {
         CandidateKind::LogisticRegression => {
             let m = linear::train(&prepared.fit, prepared.weights, &config.linear);
             let params = BTreeMap::from([
@@ -150,11 +154,16 @@ pub fn train_candidate(
                     m.indicators.len().to_string(),
                 ),
             ]);
-            (Model::Linear(m), params)
+            let model = Model::Linear(m);
+            let raw = model.raw_all(&prepared.validation);
+            (model, raw, params)
         }
         CandidateKind::Gbdt => {
             let p = &config.gbdt;
-            let m = gbdt::train(&prepared.fit, &prepared.validation, prepared.weights, p);
+            let gbdt::Fitted {
+                model: m,
+                validation_raw,
+            } = gbdt::train(&prepared.fit, &prepared.validation, prepared.weights, p);
             let params = BTreeMap::from([
                 ("learning_rate".to_string(), p.learning_rate.to_string()),
                 ("max_leaves".to_string(), p.max_leaves.to_string()),
@@ -167,11 +176,10 @@ pub fn train_candidate(
                 ("max_iterations".to_string(), p.max_iterations.to_string()),
                 ("trees".to_string(), m.trees.len().to_string()),
             ]);
-            (Model::Gbdt(m), params)
+            (Model::Gbdt(m), validation_raw, params)
         }
     };
     // Class weights shift probabilities; calibrate on validation rows.
-    let validation_raw = model.raw_all(&prepared.validation);
     let (a, b) = platt(&validation_raw, &prepared.validation.labels);
     model.calibrate(a, b);
     let fit_seconds = started.elapsed().as_secs_f64();

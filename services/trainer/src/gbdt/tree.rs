@@ -3,36 +3,11 @@
 //! built for the smaller child only; the larger child's is the parent's
 //! minus it.
 
-use std::ops::{AddAssign, Sub};
+use std::time::{Duration, Instant};
 
 use super::bins::BinMapper;
-use crate::parallel;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Sums {
-    pub g: f64,
-    pub h: f64,
-    pub n: u32,
-}
-
-impl AddAssign for Sums {
-    fn add_assign(&mut self, other: Self) {
-        self.g += other.g;
-        self.h += other.h;
-        self.n += other.n;
-    }
-}
-
-impl Sub for Sums {
-    type Output = Self;
-    fn sub(self, other: Self) -> Self {
-        Self {
-            g: self.g - other.g,
-            h: self.h - other.h,
-            n: self.n - other.n,
-        }
-    }
-}
+use super::histogram::Groups;
+pub use super::histogram::Sums;
 
 #[derive(Clone, Debug)]
 pub struct GrowParams {
@@ -132,14 +107,13 @@ impl Tree {
     }
 }
 
-/// The training data as the grower sees it: bins row-major (histograms
-/// read whole rows) and column-major (a partition reads one column, which
-/// stays in cache where whole rows would not).
+/// The training data as the grower sees it: group bins row-major
+/// (histograms read whole rows) and column bins column-major (a partition
+/// reads one column, which stays in cache where whole rows would not).
 pub struct Binned<'a> {
-    pub bins: &'a [u8],
+    pub groups: &'a Groups,
     pub by_column: &'a [u8],
     pub rows: usize,
-    pub width: usize,
     pub mapper: &'a BinMapper,
 }
 
@@ -161,6 +135,14 @@ struct Leaf {
     best: Option<Candidate>,
 }
 
+/// Where growing trees spends its time, summed over trees.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    pub histograms: Duration,
+    pub partitions: Duration,
+    pub splits: Duration,
+}
+
 /// A grown tree and, per leaf, the range of `rows` it holds and its value.
 pub struct Grown {
     pub tree: Tree,
@@ -170,8 +152,16 @@ pub struct Grown {
 /// Grows a tree over `rows` (indices into the binned data), reordering
 /// `rows` so each leaf's rows are contiguous. `gh` holds each row's
 /// gradient and hessian.
-pub fn grow(data: &Binned<'_>, gh: &[[f64; 2]], rows: &mut [u32], params: &GrowParams) -> Grown {
-    let root_hist = histogram(data, gh, rows);
+pub fn grow(
+    data: &Binned<'_>,
+    gh: &[[f32; 2]],
+    rows: &mut [u32],
+    params: &GrowParams,
+    timings: &mut Timings,
+) -> Grown {
+    let started = Instant::now();
+    let root_hist = data.groups.histogram(gh, rows);
+    timings.histograms += started.elapsed();
     let root_sums = total(&root_hist, data.mapper, 0);
     let mut tree = Tree {
         nodes: vec![Node::Leaf { value: 0.0 }],
@@ -180,11 +170,17 @@ pub fn grow(data: &Binned<'_>, gh: &[[f64; 2]], rows: &mut [u32], params: &GrowP
         node: 0,
         begin: 0,
         end: rows.len(),
-        best: best_split(&root_hist, data.mapper, root_sums, params),
+        best: best_split(
+            &root_hist,
+            data.mapper,
+            root_sums,
+            rows.len() as u32,
+            params,
+        ),
         hist: root_hist,
         sums: root_sums,
     }];
-    let mut scratch = Vec::new();
+    let mut scratch = Vec::with_capacity(rows.len());
     while leaves.len() < params.max_leaves {
         let Some((index, candidate)) = leaves
             .iter()
@@ -195,7 +191,9 @@ pub fn grow(data: &Binned<'_>, gh: &[[f64; 2]], rows: &mut [u32], params: &GrowP
             break;
         };
         let parent = leaves.swap_remove(index);
+        let started = Instant::now();
         let split_at = partition(data, rows, &parent, &candidate, &mut scratch);
+        timings.partitions += started.elapsed();
         let left_sums = candidate.left;
         let right_sums = parent.sums - left_sums;
         let (left_range, right_range) = ((parent.begin, split_at), (split_at, parent.end));
@@ -206,11 +204,15 @@ pub fn grow(data: &Binned<'_>, gh: &[[f64; 2]], rows: &mut [u32], params: &GrowP
         } else {
             right_range
         };
-        let small_hist = histogram(data, gh, &rows[small_range.0..small_range.1]);
+        let started = Instant::now();
+        let small_hist = data
+            .groups
+            .histogram(gh, &rows[small_range.0..small_range.1]);
         let mut large_hist = parent.hist;
         for (a, b) in large_hist.iter_mut().zip(&small_hist) {
             *a = *a - *b;
         }
+        timings.histograms += started.elapsed();
         let (left_hist, right_hist) = if left_smaller {
             (small_hist, large_hist)
         } else {
@@ -228,6 +230,7 @@ pub fn grow(data: &Binned<'_>, gh: &[[f64; 2]], rows: &mut [u32], params: &GrowP
             left: left_node,
             right: right_node,
         };
+        let started = Instant::now();
         for (node, (begin, end), hist, sums) in [
             (left_node, left_range, left_hist, left_sums),
             (right_node, right_range, right_hist, right_sums),
@@ -236,11 +239,12 @@ pub fn grow(data: &Binned<'_>, gh: &[[f64; 2]], rows: &mut [u32], params: &GrowP
                 node,
                 begin,
                 end,
-                best: best_split(&hist, data.mapper, sums, params),
+                best: best_split(&hist, data.mapper, sums, (end - begin) as u32, params),
                 hist,
                 sums,
             });
         }
+        timings.splits += started.elapsed();
     }
     leaves.sort_by_key(|l| l.begin);
     let mut out = Vec::with_capacity(leaves.len());
@@ -251,35 +255,6 @@ pub fn grow(data: &Binned<'_>, gh: &[[f64; 2]], rows: &mut [u32], params: &GrowP
         out.push((leaf.begin..leaf.end, value));
     }
     Grown { tree, leaves: out }
-}
-
-/// Gradient sums per (column, bin) over `rows`.
-fn histogram(data: &Binned<'_>, gh: &[[f64; 2]], rows: &[u32]) -> Vec<Sums> {
-    let slots = data.mapper.total_slots;
-    let offsets = &data.mapper.offsets;
-    let parts = parallel::map_parts(rows.len(), |range| {
-        let mut hist = vec![Sums::default(); slots];
-        for &row in &rows[range] {
-            let row = row as usize;
-            let [g, h] = gh[row];
-            let bins = &data.bins[row * data.width..(row + 1) * data.width];
-            for (&offset, &bin) in offsets.iter().zip(bins) {
-                let slot = &mut hist[offset + bin as usize];
-                slot.g += g;
-                slot.h += h;
-                slot.n += 1;
-            }
-        }
-        hist
-    });
-    let mut parts = parts.into_iter();
-    let mut hist = parts.next().unwrap_or_else(|| vec![Sums::default(); slots]);
-    for part in parts {
-        for (a, b) in hist.iter_mut().zip(part) {
-            *a += b;
-        }
-    }
-    hist
 }
 
 /// The sums over one column's slots (every row counts once per column).
@@ -296,17 +271,26 @@ fn leaf_score(s: Sums, l2: f64) -> f64 {
     s.g * s.g / (s.h + l2)
 }
 
+/// The best split of a leaf of `rows` rows with these sums; a side must keep
+/// `min_data_in_leaf` rows (estimated from hessians) and `min_sum_hessian`.
 fn best_split(
     hist: &[Sums],
     mapper: &BinMapper,
     sums: Sums,
+    rows: u32,
     params: &GrowParams,
 ) -> Option<Candidate> {
-    if sums.n < 2 * params.min_data_in_leaf {
+    if rows < 2 * params.min_data_in_leaf {
         return None;
     }
     let parent_score = leaf_score(sums, params.l2);
-    let allowed = |s: Sums| s.n >= params.min_data_in_leaf && s.h >= params.min_sum_hessian;
+    let allowed = |left: Sums, right: Sums| {
+        let left_rows = left.count(rows, sums.h);
+        left_rows >= params.min_data_in_leaf
+            && rows - left_rows >= params.min_data_in_leaf
+            && left.h >= params.min_sum_hessian
+            && right.h >= params.min_sum_hessian
+    };
     let mut best: Option<Candidate> = None;
     for column in 0..mapper.cuts.len() {
         let cuts = mapper.cuts[column].len();
@@ -315,7 +299,7 @@ fn best_split(
         let mut left = Sums::default();
         for (bin, slot) in slots[..cuts].iter().enumerate() {
             left += *slot;
-            let choices: &[bool] = if missing.n > 0 {
+            let choices: &[bool] = if missing.h > 0.0 {
                 &[false, true]
             } else {
                 &[false]
@@ -326,7 +310,7 @@ fn best_split(
                     l += missing;
                 }
                 let r = sums - l;
-                if !allowed(l) || !allowed(r) {
+                if !allowed(l, r) {
                     continue;
                 }
                 let gain = leaf_score(l, params.l2) + leaf_score(r, params.l2) - parent_score;
@@ -346,7 +330,9 @@ fn best_split(
 }
 
 /// Moves the leaf's rows that go left to the front of its range (order
-/// kept on both sides); returns where the right rows start.
+/// kept on both sides); returns where the right rows start. Branch-free:
+/// which side a row takes is as good as random, and a mispredicted branch
+/// per row cost more than the whole move.
 fn partition(
     data: &Binned<'_>,
     rows: &mut [u32],
@@ -357,22 +343,21 @@ fn partition(
     let missing = data.mapper.missing_bin(split.column);
     let column = &data.by_column[split.column * data.rows..(split.column + 1) * data.rows];
     scratch.clear();
-    let mut write = leaf.begin;
+    scratch.resize(leaf.end - leaf.begin, 0);
+    // Left rows are written in place (never ahead of the read position),
+    // right rows to the scratch; every row is written to both, and only the
+    // side it takes advances.
+    let (mut left, mut right) = (leaf.begin, 0);
     for read in leaf.begin..leaf.end {
         let row = rows[read];
         let b = column[row as usize];
-        let go_left = if b == missing {
-            split.missing_left
-        } else {
-            b <= split.bin
-        };
-        if go_left {
-            rows[write] = row;
-            write += 1;
-        } else {
-            scratch.push(row);
-        }
+        let is_missing = b == missing;
+        let goes_left = (is_missing & split.missing_left) | (!is_missing & (b <= split.bin));
+        rows[left] = row;
+        scratch[right] = row;
+        left += usize::from(goes_left);
+        right += usize::from(!goes_left);
     }
-    rows[write..leaf.end].copy_from_slice(scratch);
-    write
+    rows[left..leaf.end].copy_from_slice(&scratch[..right]);
+    left
 }
