@@ -16,17 +16,37 @@ use tokio::net::TcpListener;
 use crate::Shutdown;
 
 /// Whether the service can take work. Services flip it on when their
-/// dependencies are reachable and off as the first step of shutdown.
+/// dependencies are reachable and off as the first step of shutdown; a
+/// detail (what is loaded, why not ready) follows the verdict in `/readyz`.
 #[derive(Clone, Debug, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness(Arc<ReadinessState>);
+
+#[derive(Debug, Default)]
+struct ReadinessState {
+    ready: AtomicBool,
+    detail: Mutex<String>,
+}
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+        self.0.ready.store(ready, Ordering::SeqCst);
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.ready.load(Ordering::SeqCst)
+    }
+
+    /// Lines shown under the verdict in `/readyz`.
+    pub fn set_detail(&self, detail: impl Into<String>) {
+        *self.0.detail.lock().unwrap_or_else(|p| p.into_inner()) = detail.into();
+    }
+
+    pub fn detail(&self) -> String {
+        self.0
+            .detail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -75,10 +95,16 @@ impl AdminServer {
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    if state.readiness.is_ready() {
+    let (status, verdict) = if state.readiness.is_ready() {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    };
+    let detail = state.readiness.detail();
+    if detail.is_empty() {
+        (status, verdict.to_string())
+    } else {
+        (status, format!("{verdict}\n{detail}\n"))
     }
 }
 
