@@ -10,6 +10,8 @@
 //! [`FEATURES_METADATA_KEY`]. The output read is the class probabilities
 //! `[-1, 2]` (no `ZipMap`); the positive class is column 1.
 
+pub mod model;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -36,6 +38,9 @@ pub enum Error {
     Model(String),
     #[error("the model's metadata is not valid: {0}")]
     Metadata(String),
+    /// The caller's input does not fit the model (a client error).
+    #[error("{0}")]
+    Input(String),
     #[error("input has {got} values, not a multiple of the model's {columns} columns")]
     Shape { got: usize, columns: usize },
     #[error("scoring failed: {0}")]
@@ -85,6 +90,41 @@ pub fn library_from_env() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// A session over `model`; [`init`] must have succeeded first. `threads`
+/// bounds ONNX Runtime's intra-op pool.
+fn new_session(model: &[u8], threads: usize) -> Result<Session> {
+    let Some((_, environment)) = RUNTIME.get() else {
+        return Err(Error::Model(
+            "ONNX Runtime is not loaded (set ORT_DYLIB_PATH)".into(),
+        ));
+    };
+    let model_error = |e: ort::Error| Error::Model(e.to_string());
+    Session::builder(environment)
+        .map_err(model_error)?
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| Error::Model(e.to_string()))?
+        .commit_from_memory(model)
+        .map_err(model_error)
+}
+
+/// Every `metadata_props` entry, sorted by key.
+fn read_metadata(session: &Session) -> Result<Vec<(String, String)>> {
+    let meta = session
+        .metadata()
+        .map_err(|e| Error::Metadata(e.to_string()))?;
+    let mut metadata = Vec::new();
+    for key in meta
+        .custom_keys()
+        .map_err(|e| Error::Metadata(e.to_string()))?
+    {
+        if let Some(value) = meta.custom(&key) {
+            metadata.push((key, value));
+        }
+    }
+    metadata.sort();
+    Ok(metadata)
+}
+
 /// One loaded model.
 pub struct Scorer {
     session: Session,
@@ -108,18 +148,7 @@ impl Scorer {
     /// Loads a model from its bytes; [`init`] must have succeeded first.
     /// `threads` bounds ONNX Runtime's intra-op pool.
     pub fn from_bytes(model: &[u8], threads: usize) -> Result<Self> {
-        let Some((_, environment)) = RUNTIME.get() else {
-            return Err(Error::Model(
-                "ONNX Runtime is not loaded (set ORT_DYLIB_PATH)".into(),
-            ));
-        };
-        let model_error = |e: ort::Error| Error::Model(e.to_string());
-        let session = Session::builder(environment)
-            .map_err(model_error)?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| Error::Model(e.to_string()))?
-            .commit_from_memory(model)
-            .map_err(model_error)?;
+        let session = new_session(model, threads)?;
         let inputs = session.inputs();
         let [input] = inputs else {
             return Err(Error::Model(format!(
@@ -137,21 +166,7 @@ impl Scorer {
             .ok_or_else(|| {
                 Error::Model("the model has no probabilities output (second output)".into())
             })?;
-        let mut metadata = Vec::new();
-        {
-            let meta = session
-                .metadata()
-                .map_err(|e| Error::Metadata(e.to_string()))?;
-            for key in meta
-                .custom_keys()
-                .map_err(|e| Error::Metadata(e.to_string()))?
-            {
-                if let Some(value) = meta.custom(&key) {
-                    metadata.push((key, value));
-                }
-            }
-        }
-        metadata.sort();
+        let metadata = read_metadata(&session)?;
         let features = match metadata.iter().find(|(k, _)| k == FEATURES_METADATA_KEY) {
             Some((_, raw)) => serde_json::from_str::<Vec<String>>(raw).map_err(|e| {
                 Error::Metadata(format!(
