@@ -4,8 +4,9 @@
 # backfill, then live events), ingest writing bronze to ./data/lake, transform
 # refining it into silver and gold every TRANSFORM_POLL_INTERVAL_SECONDS, and
 # the model registry on SQLite (./data/registry.db) with artifacts in
-# ./data/artifacts, and the trainer, which trains once gold has enough days
-# and again as it advances, so a @champion exists within minutes.
+# ./data/artifacts, the trainer, which trains once gold has enough days
+# and again as it advances, so a @champion exists within minutes, and the
+# gateway serving it over the Open Inference Protocol on 127.0.0.1:8080.
 # Ctrl-C stops everything; the lake stays on disk.
 #
 # Settings: KAFKA_PORT (9092), LAKE_URL (./data/lake), PRODUCER_SUBSCRIBERS
@@ -31,7 +32,7 @@ mkdir -p "$STACK_LOGS"
 
 log "building the services ($PROFILE profile)"
 cargo build --profile "$PROFILE" --locked -p mlops-producer -p mlops-ingest \
-  -p mlops-transform -p mlops-model-registry -p mlops-cli -p mlops-trainer
+  -p mlops-transform -p mlops-model-registry -p mlops-cli -p mlops-trainer -p mlops-gateway
 BIN_DIR="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 
 # Background services run in their own sessions (setsid), so the terminal's
@@ -48,7 +49,7 @@ trap cleanup EXIT
 trap "exit 130" INT TERM
 
 TEST_KAFKA_PORT="$KAFKA_PORT" "$REPO_ROOT/scripts/infra.sh" start kafka
-# ONNX Runtime's library for the trainer, from the pinned wheel in the venv.
+# ONNX Runtime's library for the trainer and gateway, from the pinned wheel in the venv.
 ensure_python_requirements "$REPO_ROOT/scripts/requirements-test.txt"
 eval "$("$REPO_ROOT/scripts/infra.sh" env | grep '^export ORT_DYLIB_PATH=')"
 
@@ -90,16 +91,38 @@ ADMIN_ADDR=127.0.0.1:9105 TRAINER_REGISTRY_TOKEN_FILE="$TOKEN_FILE" TRAINER_POLL
   setsid "$BIN_DIR/trainer" watch 2>"$STACK_LOGS/trainer.log" &
 pids+=($!)
 
+# It reads the registry with the bootstrap token and follows its events.
+log "starting gateway (Open Inference Protocol: http://127.0.0.1:8080/v2, admin: http://127.0.0.1:9106/readyz)"
+ADMIN_ADDR=127.0.0.1:9106 GATEWAY_HTTP_ADDR=127.0.0.1:8080 GATEWAY_REGISTRY_TOKEN_FILE="$TOKEN_FILE" \
+  GATEWAY_POLL_SECONDS=10 setsid "$BIN_DIR/gateway" 2>"$STACK_LOGS/gateway.log" &
+pids+=($!)
+
+# Once the champion is served, prints a prediction request that works: one
+# row of the model's input width (from its metadata), all zeros.
+print_prediction_curl() {
+  local width
+  width=$(curl -fsS http://127.0.0.1:8080/v2/models/churn 2>/dev/null \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["inputs"][0]["shape"][1])' 2>/dev/null) || return 1
+  log "the gateway serves @champion; a prediction:"
+  printf "curl -s http://127.0.0.1:8080/v2/models/churn/infer -d '{\"inputs\": [{\"name\": \"input\", \"shape\": [1, %s], \"datatype\": \"FP32\", \"data\": [%s]}]}'\n" \
+    "$width" "$(python3 -c "print(', '.join(['0'] * $width))")" >&2
+}
+
 log "running; logs in $STACK_LOGS; Ctrl-C to stop"
+curl_printed=""
 while true; do
   sleep 10
+  if [ -z "$curl_printed" ] && curl -fsS http://127.0.0.1:8080/v2/health/ready >/dev/null 2>&1; then
+    print_prediction_curl && curl_printed=1
+  fi
   written=$(curl -fsS http://127.0.0.1:9102/metrics 2>/dev/null | awk '/^ingest_records_written_total/ {print $2}')
   version=$(curl -fsS http://127.0.0.1:9102/metrics 2>/dev/null | awk '/^ingest_bronze_table_version/ {print $2}')
   silver=$(curl -fsS http://127.0.0.1:9103/metrics 2>/dev/null | awk '/^transform_rows_out_total\{table="silver\/telecom_events"\}/ {print $2}')
   features=$(curl -fsS http://127.0.0.1:9103/metrics 2>/dev/null | awk '/^transform_rows_out_total\{table="gold\/subscriber_features_daily"\}/ {print $2}')
   trained=$(curl -fsS http://127.0.0.1:9105/metrics 2>/dev/null | awk '/^trainer_runs_total\{outcome="ok"\}/ {print $2}')
-  printf 'bronze: %s rows written this session, table version %s; silver: %s rows; gold features: %s rows recomputed; trainer runs: %s (%s)\n' \
-    "${written:-?}" "${version:-?}" "${silver:-0}" "${features:-0}" "${trained:-0}" "$LAKE_URL"
+  serving=$(curl -fsS http://127.0.0.1:9106/metrics 2>/dev/null | awk '/^gateway_model_serving_version\{model="churn",alias="champion"\}/ {print $2}')
+  printf 'bronze: %s rows written this session, table version %s; silver: %s rows; gold features: %s rows recomputed; trainer runs: %s; gateway serves churn version %s (%s)\n' \
+    "${written:-?}" "${version:-?}" "${silver:-0}" "${features:-0}" "${trained:-0}" "${serving:-none}" "$LAKE_URL"
   for pid in "${pids[@]}"; do
     kill -0 "$pid" 2>/dev/null || die "a service stopped; see $STACK_LOGS"
   done

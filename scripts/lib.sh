@@ -5,21 +5,25 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MLOPS_CACHE_DIR="${MLOPS_CACHE_DIR:-$HOME/.cache/mlops-platform}"
 MLOPS_VENV="${MLOPS_VENV:-$MLOPS_CACHE_DIR/venv}"
+# tritonclient pins protobuf < 7, which the registry's gRPC tools cannot
+# share a venv with.
+MLOPS_TRITON_VENV="${MLOPS_TRITON_VENV:-$MLOPS_CACHE_DIR/venv-triton}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$MLOPS_CACHE_DIR/target}"
-export MLOPS_CACHE_DIR MLOPS_VENV REPO_ROOT
+export MLOPS_CACHE_DIR MLOPS_VENV MLOPS_TRITON_VENV REPO_ROOT
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Creates the shared Python venv and installs a requirements file into it when
-# the file changed since the last install.
+# Creates a Python venv (the shared one unless a second argument names
+# another) and installs a requirements file into it when the file changed
+# since the last install.
 ensure_python_requirements() {
-  local req="$1" stamp
-  [ -x "$MLOPS_VENV/bin/python" ] || python3 -m venv "$MLOPS_VENV"
-  stamp="$MLOPS_VENV/.$(basename "$req").$(sha256sum "$req" | cut -c1-16)"
+  local req="$1" venv="${2:-$MLOPS_VENV}" stamp
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  stamp="$venv/.$(basename "$req").$(sha256sum "$req" | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     log "installing Python packages from $(basename "$req")"
-    "$MLOPS_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
     touch "$stamp"
   fi
 }

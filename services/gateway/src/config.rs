@@ -1,0 +1,166 @@
+//! Gateway settings, all from the environment (README, "gateway").
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mlops_bus::KafkaSettings;
+use mlops_runtime::{ConfigError, EnvReader, ServiceConfig, TelemetryConfig};
+use secrecy::SecretString;
+
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// `GATEWAY_HTTP_ADDR`, default `0.0.0.0:8080`: the Open Inference
+    /// Protocol under `/v2`.
+    pub http_addr: SocketAddr,
+    /// `GATEWAY_MODELS`, default `churn`: registered models to serve, by
+    /// their `@champion` (and `@challenger` when set).
+    pub models: Vec<String>,
+    /// `REGISTRY_URL`, default `http://127.0.0.1:50051`.
+    pub registry_url: String,
+    /// `GATEWAY_REGISTRY_TOKEN` or `GATEWAY_REGISTRY_TOKEN_FILE` (required):
+    /// a reader token of the registry.
+    pub registry_token: SecretString,
+    /// `GATEWAY_POLL_SECONDS` (30): how often the registry's aliases are
+    /// checked for a new champion or challenger.
+    pub poll: Duration,
+    /// `GATEWAY_REGISTRY_EVENTS` (`kafka`, the default, or `off`): follow
+    /// `REGISTRY_EVENTS_TOPIC` (`registry.events.v1`) on `KAFKA_BROKERS` to
+    /// load a new champion at once instead of at the next poll.
+    pub events: Option<(KafkaSettings, String)>,
+    /// `GATEWAY_SESSIONS_PER_MODEL` (the number of cores): ONNX Runtime
+    /// sessions per loaded model, so that many requests score at once.
+    pub sessions_per_model: usize,
+    /// `GATEWAY_MAX_REQUEST_BYTES` (16 MiB): larger request bodies get 413.
+    pub max_request_bytes: usize,
+    /// `ORT_DYLIB_PATH` (required): the ONNX Runtime library.
+    pub onnx_runtime: PathBuf,
+    /// `ADMIN_ADDR`, default `0.0.0.0:9106`.
+    pub admin_addr: SocketAddr,
+    pub telemetry: TelemetryConfig,
+}
+
+impl GatewayConfig {
+    pub fn from_env(env: &mut EnvReader) -> Result<Self, ConfigError> {
+        let http_addr = env.parse("GATEWAY_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)));
+        let mut models: Vec<String> = Vec::new();
+        for name in env.string("GATEWAY_MODELS", "churn").split(',') {
+            let name = name.trim();
+            if name.is_empty() {
+                continue;
+            }
+            if !valid_model_name(name) {
+                env.problem(format!(
+                    "GATEWAY_MODELS: {name:?} is not a model name (letters, digits, '.', '_', '-')"
+                ));
+            } else if !models.iter().any(|m| m == name) {
+                models.push(name.to_string());
+            }
+        }
+        if models.is_empty() {
+            env.problem("GATEWAY_MODELS names no model");
+        }
+        let registry_url = env.string("REGISTRY_URL", "http://127.0.0.1:50051");
+        let registry_token = env.secret("GATEWAY_REGISTRY_TOKEN");
+        if registry_token.is_none() {
+            env.problem(
+                "GATEWAY_REGISTRY_TOKEN or GATEWAY_REGISTRY_TOKEN_FILE is required \
+                 (a registry token with the reader role)",
+            );
+        }
+        let poll = env.parse("GATEWAY_POLL_SECONDS", 30u64).max(1);
+        let events = match env.string("GATEWAY_REGISTRY_EVENTS", "kafka").as_str() {
+            "kafka" => Some((
+                KafkaSettings::from_env(env, "gateway"),
+                env.string("REGISTRY_EVENTS_TOPIC", "registry.events.v1"),
+            )),
+            "off" => None,
+            other => {
+                env.problem(format!(
+                    "GATEWAY_REGISTRY_EVENTS={other:?}: expected `kafka` or `off`"
+                ));
+                None
+            }
+        };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let sessions_per_model = env.parse("GATEWAY_SESSIONS_PER_MODEL", cores).max(1);
+        let max_request_bytes = env.parse("GATEWAY_MAX_REQUEST_BYTES", 16usize << 20);
+        let onnx_runtime = env.optional("ORT_DYLIB_PATH").map(PathBuf::from);
+        if onnx_runtime.is_none() {
+            env.problem(
+                "ORT_DYLIB_PATH is required: the ONNX Runtime library models are served with \
+                 (`eval \"$(./scripts/infra.sh env)\"` sets it locally; the image ships it)",
+            );
+        }
+        let admin_addr = env.parse("ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9106)));
+        let telemetry = TelemetryConfig::from_env(env, "gateway");
+        env.finish()?;
+        Ok(Self {
+            http_addr,
+            models,
+            registry_url,
+            registry_token: registry_token
+                .ok_or_else(|| ConfigError::invalid("GATEWAY_REGISTRY_TOKEN"))?,
+            poll: Duration::from_secs(poll),
+            events,
+            sessions_per_model,
+            max_request_bytes,
+            onnx_runtime: onnx_runtime.unwrap_or_default(),
+            admin_addr,
+            telemetry,
+        })
+    }
+}
+
+/// The registry's model-name rule: 1-128 of `[A-Za-z0-9._-]`, starting
+/// with a letter or digit.
+pub fn valid_model_name(name: &str) -> bool {
+    name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl ServiceConfig for GatewayConfig {
+    fn from_env(env: &mut EnvReader) -> Result<Self, ConfigError> {
+        Self::from_env(env)
+    }
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+    fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_required_settings() {
+        let mut env = EnvReader::from_pairs(&[
+            ("GATEWAY_REGISTRY_TOKEN", "token-1234567890"),
+            ("ORT_DYLIB_PATH", "/opt/ort/libonnxruntime.so"),
+        ]);
+        let config = GatewayConfig::from_env(&mut env).expect("config");
+        assert_eq!(config.http_addr.port(), 8080);
+        assert_eq!(config.admin_addr.port(), 9106);
+        assert_eq!(config.models, vec!["churn".to_string()]);
+        assert_eq!(config.poll, Duration::from_secs(30));
+
+        let error = GatewayConfig::from_env(&mut EnvReader::from_pairs(&[(
+            "GATEWAY_MODELS",
+            "churn, bad name",
+        )]))
+        .expect_err("missing token and runtime, bad name")
+        .to_string();
+        assert!(error.contains("GATEWAY_REGISTRY_TOKEN"), "{error}");
+        assert!(error.contains("ORT_DYLIB_PATH"), "{error}");
+        assert!(
+            error.contains("\"bad name\" is not a model name"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! The Open Inference Protocol (V2) over REST, under `/v2`: health, server
+//! and model metadata, model readiness, inference (JSON tensors and the
+//! binary tensor extension) and the model repository extension, with and
+//! without `/versions/<v>`. Errors are `{"error": "..."}` with 400 (bad
+//! request), 404 (unknown model, version or path) or 503 (not loaded).
+
+pub mod codec;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::follow::{Follower, Refreshed};
+use crate::metrics::GatewayMetrics;
+use crate::models::{Lookup, ModelStore};
+
+/// The binary tensor extension's header: the JSON part's length.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// Extensions this server implements, as `GET /v2` lists them.
+pub const EXTENSIONS: [&str; 2] = ["binary_tensor_data", "model_repository"];
+
+#[derive(Clone)]
+pub struct OipState {
+    pub store: Arc<ModelStore>,
+    pub follower: Arc<Follower>,
+    pub metrics: GatewayMetrics,
+    pub max_request_bytes: usize,
+    /// `GATEWAY_MODELS`: followed even while nothing is loaded.
+    pub configured: Arc<Vec<String>>,
+}
+
+/// `{"error": message}` with a status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<Lookup> for ApiError {
+    fn from(lookup: Lookup) -> Self {
+        let status = match lookup {
+            Lookup::UnknownModel(_) | Lookup::UnknownVersion { .. } => StatusCode::NOT_FOUND,
+            Lookup::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self::new(status, lookup.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+pub fn router(state: OipState) -> Router {
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{model}", get(model_metadata))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(model_metadata_at),
+        )
+        .route("/v2/models/{model}/ready", get(model_ready))
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(model_ready_at),
+        )
+        .route("/v2/models/{model}/infer", post(infer))
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(infer_at),
+        )
+        .route("/v2/repository/index", post(repository_index))
+        .route("/v2/repository/models/{model}/load", post(repository_load))
+        .route(
+            "/v2/repository/models/{model}/unload",
+            post(repository_unload),
+        )
+        .with_state(state)
+}
+
+async fn server_metadata() -> impl IntoResponse {
+    axum::Json(json!({
+        "name": "mlops-gateway",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": EXTENSIONS,
+    }))
+}
+
+async fn live() -> impl IntoResponse {
+    axum::Json(json!({ "live": true }))
+}
+
+async fn ready(State(state): State<OipState>) -> impl IntoResponse {
+    let ready = state.store.is_ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(json!({ "ready": ready })))
+}
+
+async fn model_metadata(
+    State(state): State<OipState>,
+    Path(model): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    metadata(&state, &model, None)
+}
+
+async fn model_metadata_at(
+    State(state): State<OipState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    metadata(&state, &model, Some(&version))
+}
+
+fn metadata(
+    state: &OipState,
+    model: &str,
+    version: Option<&str>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let loaded = state.store.resolve(model, version)?;
+    let tensor = |s: &mlops_onnx::model::TensorSpec| json!({ "name": s.name, "datatype": s.datatype.name(), "shape": s.shape });
+    let versions: Vec<String> = state
+        .store
+        .versions(model)
+        .iter()
+        .map(i64::to_string)
+        .collect();
+    Ok(axum::Json(json!({
+        "name": model,
+        "versions": versions,
+        "platform": "onnxruntime_onnx",
+        "inputs": loaded.model.inputs().iter().map(tensor).collect::<Vec<_>>(),
+        "outputs": loaded.model.outputs().map(tensor).collect::<Vec<_>>(),
+    })))
+}
+
+async fn model_ready(
+    State(state): State<OipState>,
+    Path(model): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    readiness(&state, &model, None)
+}
+
+async fn model_ready_at(
+    State(state): State<OipState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    readiness(&state, &model, Some(&version))
+}
+
+fn readiness(
+    state: &OipState,
+    model: &str,
+    version: Option<&str>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let loaded = state.store.resolve(model, version)?;
+    Ok(axum::Json(json!({
+        "name": model,
+        "version": loaded.version.to_string(),
+        "ready": true,
+    })))
+}
+
+async fn infer(
+    State(state): State<OipState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    run_inference(state, model, None, headers, body).await
+}
+
+async fn infer_at(
+    State(state): State<OipState>,
+    Path((model, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    run_inference(state, model, Some(version), headers, body).await
+}
+
+async fn run_inference(
+    state: OipState,
+    model: String,
+    version: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let (served_version, response) =
+        match infer_response(&state, &model, version.as_deref(), &headers, body).await {
+            Ok((served, response)) => (served, response),
+            Err(error) => (version.unwrap_or_default(), error.into_response()),
+        };
+    state.metrics.request(
+        &model,
+        &served_version,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn infer_response(
+    state: &OipState,
+    model: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(String, Response), ApiError> {
+    let header_length = match headers.get(HEADER_LENGTH) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("Inference-Header-Content-Length must be a byte count")
+                })?,
+        ),
+    };
+    let loaded = state.store.resolve(model, version)?;
+    let body: Bytes = axum::body::to_bytes(body, state.max_request_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body is larger than {} bytes (GATEWAY_MAX_REQUEST_BYTES)",
+                    state.max_request_bytes
+                ),
+            )
+        })?;
+    let request = codec::decode_request(&body, header_length).map_err(ApiError::bad_request)?;
+    let requested: Vec<String> = request.outputs.iter().map(|(n, _)| n.clone()).collect();
+    let outputs = loaded
+        .model
+        .run(request.inputs, &requested)
+        .map_err(|e| match e {
+            mlops_onnx::Error::Input(message) => ApiError::bad_request(message),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        })?;
+    let version = loaded.version.to_string();
+    let encoded =
+        codec::encode_response(model, &version, request.id.as_deref(), &outputs, |name| {
+            request
+                .outputs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(request.binary_by_default, |(_, binary)| *binary)
+        });
+    let mut response = Response::new(Body::from(encoded.body));
+    let content_type = match encoded.header_length {
+        Some(length) => {
+            response
+                .headers_mut()
+                .insert(HEADER_LENGTH, HeaderValue::from(length));
+            "application/octet-stream"
+        }
+        None => "application/json",
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok((version, response))
+}
+
+async fn repository_index(
+    State(state): State<OipState>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    // The body is optional: `{"ready": true}` lists only ready models.
+    let only_ready = if body.is_empty() {
+        false
+    } else {
+        let request: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the index request is not JSON: {e}")))?;
+        request
+            .get("ready")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let rows: Vec<Value> = state
+        .store
+        .index()
+        .into_iter()
+        .filter(|row| !only_ready || row.state == "READY")
+        .map(|row| {
+            json!({
+                "name": row.name,
+                "version": row.version,
+                "state": row.state,
+                "reason": row.reason,
+            })
+        })
+        .collect();
+    Ok(axum::Json(Value::Array(rows)))
+}
+
+async fn repository_load(
+    State(state): State<OipState>,
+    Path(model): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !crate::config::valid_model_name(&model) {
+        return Err(ApiError::bad_request(format!(
+            "{model:?} is not a model name"
+        )));
+    }
+    state.store.follow(&model);
+    let outcomes = state.follower.refresh(&model, true).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the registry cannot be reached: {e}"),
+        )
+    })?;
+    if state.store.resolve(&model, None).is_ok() {
+        return Ok(axum::Json(json!({})));
+    }
+    let failed = outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, Refreshed::Failed { .. }));
+    let reason = state
+        .store
+        .index()
+        .into_iter()
+        .find(|row| row.name == model)
+        .map(|row| row.reason)
+        .unwrap_or_default();
+    if !failed && !state.configured.contains(&model) {
+        // Nothing to serve and not configured: not a model of this server.
+        state.store.forget(&model);
+    }
+    if failed {
+        Err(ApiError::bad_request(format!(
+            "failed to load {model:?}: {reason}"
+        )))
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("model {model:?} has no @champion or @challenger in the registry"),
+        ))
+    }
+}
+
+async fn repository_unload(
+    State(state): State<OipState>,
+    Path(model): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    if state.store.unload(&model) {
+        Ok(axum::Json(json!({})))
+    } else {
+        Err(Lookup::UnknownModel(model).into())
+    }
+}
