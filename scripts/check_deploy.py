@@ -27,10 +27,18 @@ from dockerfile_parse import DockerfileParser
 
 UMBRELLA = "helm/mlops-platform"
 LIBRARY = "helm/mlops-common"
-SERVICES = {"producer": 9101, "ingest": 9102, "transform": 9103, "model-registry": 9104, "trainer": 9105}
+SERVICES = {
+    "producer": 9101,
+    "ingest": 9102,
+    "transform": 9103,
+    "model-registry": 9104,
+    "trainer": 9105,
+    "gateway": 9106,
+}
 REGISTRY, REGISTRY_GRPC_PORT = "model-registry", 50051
 TRANSFORM = "transform"
 TRAINER = "trainer"
+GATEWAY, GATEWAY_HTTP_PORT = "gateway", 8080
 # Services that do not use Kafka: no KAFKA_* settings, no dependency on the broker.
 NO_KAFKA = {TRANSFORM, TRAINER}
 # The trainer's settings with the service's defaults, as the chart passes them.
@@ -48,8 +56,19 @@ TRAINER_DEFAULTS = {
     "TRAINER_INTERVAL_SECONDS": "86400",
     "TRAINER_POLL_SECONDS": "300",
 }
-# The ONNX Runtime library the trainer image ships, and where.
+# The gateway's settings with the service's defaults, as the chart passes them
+# (GATEWAY_SESSIONS_PER_MODEL is left out: the service counts the cores).
+GATEWAY_DEFAULTS = {
+    "GATEWAY_HTTP_ADDR": f"0.0.0.0:{GATEWAY_HTTP_PORT}",
+    "GATEWAY_MODELS": "churn",
+    "GATEWAY_POLL_SECONDS": "30",
+    "GATEWAY_REGISTRY_EVENTS": "kafka",
+    "REGISTRY_EVENTS_TOPIC": "registry.events.v1",
+    "GATEWAY_MAX_REQUEST_BYTES": "16777216",
+}
+# The ONNX Runtime library the trainer and gateway images ship, and where.
 ORT_DIR = "/usr/local/lib/onnxruntime"
+ORT_SERVICES = (TRAINER, GATEWAY)
 # KAFKA_CREATE_TOPICS and KAFKA_REPLICATION_FACTOR of the Kafka services, per
 # ci/*-values.yaml; the chart defaults for every other render.
 TOPIC_SETTINGS = {"managed-topics-values.yaml": ("false", "3")}
@@ -153,6 +172,16 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
+def uses_kafka(service: str, env: dict[str, dict[str, Any]]) -> bool:
+    """Whether a service's container is set up for Kafka: never for NO_KAFKA,
+    the gateway only while it follows the registry's events."""
+    if service in NO_KAFKA:
+        return False
+    if service == GATEWAY:
+        return env.get("GATEWAY_REGISTRY_EVENTS", {}).get("value") != "off"
+    return True
+
+
 def platform_rules(docs: list[dict[str, Any]]) -> list[str]:
     """What a platform team relies on, for every workload and Service."""
     problems = []
@@ -223,7 +252,7 @@ def platform_rules(docs: list[dict[str, Any]]) -> list[str]:
                 if got.get("path") != path or got.get("port") not in ("admin", port):
                     problems.append(f"{cw}: {probe} is not GET {path} on the admin port")
             env = env_of(c)
-            kafka = c["name"] not in NO_KAFKA
+            kafka = uses_kafka(c["name"], env)
             required = ["RUST_LOG", "LOG_FORMAT", "ADMIN_ADDR", "OTEL_SERVICE_NAME"]
             for name in required + (["KAFKA_BROKERS"] if kafka else []):
                 if name not in env:
@@ -270,6 +299,8 @@ def topic_settings_rules(docs: list[dict[str, Any]], create: str, replication: s
         if s in NO_KAFKA or by_name(docs, "Deployment", s) is None:
             continue
         env = env_of(container(docs, s))
+        if not uses_kafka(s, env):
+            continue
         for name, want in (("KAFKA_CREATE_TOPICS", create), ("KAFKA_REPLICATION_FACTOR", replication)):
             if env.get(name, {}).get("value") != want:
                 problems.append(f"{s}: env {name} is {env.get(name)!r}, expected {want!r}")
@@ -521,36 +552,171 @@ def trainer_rules(
     if not re.match(r"^https?://[^/\s]+:[0-9]+/?$", env.get("REGISTRY_URL", {}).get("value", "")):
         problems.append(f"{t}: REGISTRY_URL is not an http(s)://host:port URL: {env.get('REGISTRY_URL')!r}")
     # The registry token: a read-only file from the Secret, never an env value.
-    if "TRAINER_REGISTRY_TOKEN" in env:
-        problems.append(f"{t}: TRAINER_REGISTRY_TOKEN is set; expected the token as a file")
+    problems += token_file_rules(t, pod, c, "TRAINER_REGISTRY_TOKEN_FILE", secret, key)
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    token_file = env.get("TRAINER_REGISTRY_TOKEN_FILE", {}).get("value", "")
+    mount = mount_of(c, token_file) if token_file else None
+    work = env.get("TRAINER_WORK_DIR", {}).get("value", "")
+    wm = mount_of(c, work) if work else None
+    if wm is None or "emptyDir" not in volumes.get(wm["name"], {}) or wm.get("readOnly"):
+        problems.append(f"{t}: TRAINER_WORK_DIR {work!r} is not on a writable emptyDir")
+    elif wm["name"] == (mount or {}).get("name") or wm["mountPath"] == "/tmp":
+        problems.append(f"{t}: TRAINER_WORK_DIR shares a volume with the token or /tmp")
+    return problems
+
+
+def mount_of(c: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """The volume mount of container c that holds path."""
+    mounts = c.get("volumeMounts", [])
+    return next((m for m in mounts if (path + "/").startswith(m["mountPath"].rstrip("/") + "/")), None)
+
+
+def token_file_rules(t: str, pod: dict[str, Any], c: dict[str, Any], var: str, secret: str, key: str) -> list[str]:
+    """A registry token as a read-only, not world-readable file from key
+    `key` of Secret `secret`, named by env var (a *_FILE variable); never an
+    env value."""
+    problems = []
+    env = env_of(c)
+    plain = var.removesuffix("_FILE")
+    if plain in env:
+        problems.append(f"{t}: {plain} is set; expected the token as a file")
     for e in c.get("env", []):
-        if "value" in e and e["name"] != "TRAINER_REGISTRY_TOKEN_FILE" and "TOKEN" in e["name"].upper():
+        if "value" in e and e["name"] != var and "TOKEN" in e["name"].upper():
             problems.append(f"{t}: env {e['name']} has a plain value")
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    mounts = c.get("volumeMounts", [])
-
-    def mount_of(path: str) -> dict[str, Any] | None:
-        return next((m for m in mounts if (path + "/").startswith(m["mountPath"].rstrip("/") + "/")), None)
-
-    token_file = env.get("TRAINER_REGISTRY_TOKEN_FILE", {}).get("value", "")
-    mount = mount_of(token_file) if token_file else None
+    token_file = env.get(var, {}).get("value", "")
+    mount = mount_of(c, token_file) if token_file else None
     if mount is None or mount["mountPath"] == token_file:
-        problems.append(f"{t}: TRAINER_REGISTRY_TOKEN_FILE {token_file!r} is not a file on a mounted volume")
+        problems.append(f"{t}: {var} {token_file!r} is not a file on a mounted volume")
     else:
         sv = volumes.get(mount["name"], {}).get("secret", {})
         items = {i["key"]: i["path"] for i in sv.get("items", [])}
         if sv.get("secretName") != secret or not mount.get("readOnly"):
             problems.append(f"{t}: the token is not mounted read-only from Secret {secret}: {sv!r}")
         elif token_file != f"{mount['mountPath'].rstrip('/')}/{items.get(key)}":
-            problems.append(f"{t}: TRAINER_REGISTRY_TOKEN_FILE does not name key {key} of Secret {secret}")
+            problems.append(f"{t}: {var} does not name key {key} of Secret {secret}")
         elif sv.get("defaultMode", 0o644) & 0o007:
             problems.append(f"{t}: the token file is world-readable (defaultMode {oct(sv['defaultMode'])})")
-    work = env.get("TRAINER_WORK_DIR", {}).get("value", "")
-    wm = mount_of(work) if work else None
-    if wm is None or "emptyDir" not in volumes.get(wm["name"], {}) or wm.get("readOnly"):
-        problems.append(f"{t}: TRAINER_WORK_DIR {work!r} is not on a writable emptyDir")
-    elif wm["name"] == (mount or {}).get("name") or wm["mountPath"] == "/tmp":
-        problems.append(f"{t}: TRAINER_WORK_DIR shares a volume with the token or /tmp")
+    return problems
+
+
+def gateway_rules(
+    docs: list[dict[str, Any]],
+    secret: str = "gateway-registry-token",
+    key: str = "token",
+    events_topic: str | None = "registry.events.v1",
+    hpa: tuple[int, int, int] | None = (2, 10, 70),
+    replicas: int | None = None,
+    pdb: dict[str, Any] | None = None,
+) -> list[str]:
+    """The gateway: a stateless Deployment running `gateway` with the Open
+    Inference Protocol port `http` beside `admin`, on the pod and the Service;
+    scaled by an autoscaling/v2 HorizontalPodAutoscaler on CPU (hpa: min, max,
+    target %; the Deployment then sets no replica count) or a fixed `replicas`;
+    a PodDisruptionBudget (`pdb`: its minAvailable or maxUnavailable, default
+    maxUnavailable 1) whenever more than one pod runs; rolling updates that
+    never go below the current count. Its registry token is a file from a
+    Secret, never an env value; Kafka settings only while it follows the
+    registry's events (events_topic; None: GATEWAY_REGISTRY_EVENTS=off); no
+    lake, and the image's ONNX Runtime library."""
+    problems = []
+    g = GATEWAY
+    deploy = by_name(docs, "Deployment", g)
+    if deploy is None:
+        return [f"{g}: no Deployment"]
+    who = ident(deploy)
+    pod = pod_spec(deploy)
+    if len(pod["containers"]) != 1 or pod["containers"][0]["name"] != g:
+        problems.append(f"{who}: expected the single container {g}")
+    c = pod["containers"][0]
+    if c.get("command") or c.get("args"):
+        problems.append(f"{who}: runs command {c.get('command')!r} args {c.get('args')!r}, expected the image's `{g}`")
+    env = env_of(c)
+    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+    if ports.get("http") != GATEWAY_HTTP_PORT:
+        problems.append(f"{g}: container port http is not {GATEWAY_HTTP_PORT}: {c.get('ports')!r}")
+    if env.get("GATEWAY_HTTP_ADDR", {}).get("value") != f"0.0.0.0:{GATEWAY_HTTP_PORT}":
+        problems.append(f"{g}: GATEWAY_HTTP_ADDR does not match the http port: {env.get('GATEWAY_HTTP_ADDR')!r}")
+    svc = by_name(docs, "Service", g)
+    svc_ports = {p["name"]: p for p in (svc or {"spec": {"ports": []}})["spec"]["ports"]}
+    http = svc_ports.get("http", {})
+    if http.get("port") != GATEWAY_HTTP_PORT or http.get("targetPort") not in ("http", GATEWAY_HTTP_PORT):
+        problems.append(f"{g}: Service has no port http {GATEWAY_HTTP_PORT}: {http!r}")
+    if "admin" not in svc_ports:
+        problems.append(f"{g}: Service lacks the admin port")
+    strategy = deploy["spec"].get("strategy", {})
+    if strategy.get("type") != "RollingUpdate" or strategy.get("rollingUpdate", {}).get("maxUnavailable") != 0:
+        problems.append(f"{who}: strategy is {strategy!r}, expected RollingUpdate with maxUnavailable 0")
+    for name in ("GATEWAY_MODELS", "REGISTRY_URL"):
+        if not env.get(name, {}).get("value"):
+            problems.append(f"{g}: env {name} is not set: {env.get(name)!r}")
+    for name in ("GATEWAY_POLL_SECONDS", "GATEWAY_MAX_REQUEST_BYTES"):
+        if not env.get(name, {}).get("value", "").isdigit():
+            problems.append(f"{g}: env {name} is {env.get(name)!r}, expected a number")
+    if not re.match(r"^https?://[^/\s]+:[0-9]+/?$", env.get("REGISTRY_URL", {}).get("value", "")):
+        problems.append(f"{g}: REGISTRY_URL is not an http(s)://host:port URL: {env.get('REGISTRY_URL')!r}")
+    events = env.get("GATEWAY_REGISTRY_EVENTS", {}).get("value")
+    kafka_env = sorted(name for name in env if name.startswith("KAFKA_"))
+    if events_topic is not None:
+        if events != "kafka" or env.get("REGISTRY_EVENTS_TOPIC", {}).get("value") != events_topic:
+            topic = env.get("REGISTRY_EVENTS_TOPIC")
+            problems.append(f"{g}: does not follow {events_topic}: GATEWAY_REGISTRY_EVENTS {events!r}, topic {topic!r}")
+        if "KAFKA_BROKERS" not in env:
+            problems.append(f"{g}: follows the registry's events without KAFKA_BROKERS")
+    elif events != "off" or kafka_env or "REGISTRY_EVENTS_TOPIC" in env:
+        problems.append(f"{g}: events off, but GATEWAY_REGISTRY_EVENTS is {events!r} with {kafka_env}")
+    for name in env:
+        if name == "LAKE_URL" or name.startswith(("AWS_", "AZURE_")):
+            problems.append(f"{g}: env {name} is set, but the gateway reads models from the registry only")
+    if "ORT_DYLIB_PATH" in env:
+        problems.append(f"{g}: ORT_DYLIB_PATH is overridden; the image's library is the one it ships")
+    problems += token_file_rules(g, pod, c, "GATEWAY_REGISTRY_TOKEN_FILE", secret, key)
+    autoscaler = by_name(docs, "HorizontalPodAutoscaler", g)
+    if hpa is None:
+        if autoscaler is not None:
+            problems.append(f"{g}: HorizontalPodAutoscaler rendered although autoscaling is off")
+        if deploy["spec"].get("replicas") != replicas:
+            problems.append(f"{who}: replicas is {deploy['spec'].get('replicas')!r}, expected {replicas}")
+    elif autoscaler is None:
+        problems.append(f"{g}: no HorizontalPodAutoscaler")
+    else:
+        hw = ident(autoscaler)
+        spec = autoscaler["spec"]
+        want_target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deploy["metadata"]["name"]}
+        if autoscaler["apiVersion"] != "autoscaling/v2":
+            problems.append(f"{hw}: apiVersion is {autoscaler['apiVersion']}, expected autoscaling/v2")
+        if spec.get("scaleTargetRef") != want_target:
+            problems.append(f"{hw}: scaleTargetRef is {spec.get('scaleTargetRef')!r}, expected {want_target!r}")
+        low, high, cpu = hpa
+        got = (spec.get("minReplicas"), spec.get("maxReplicas"))
+        if got != (low, high):
+            problems.append(f"{hw}: replicas {got[0]}..{got[1]}, expected {low}..{high}")
+        want_metrics = [
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu}},
+            }
+        ]
+        if spec.get("metrics") != want_metrics:
+            problems.append(f"{hw}: metrics are {spec.get('metrics')!r}, expected CPU utilization {cpu}%")
+        if "replicas" in deploy["spec"]:
+            problems.append(f"{who}: sets replicas although the HorizontalPodAutoscaler owns them")
+        if not c.get("resources", {}).get("requests", {}).get("cpu"):
+            problems.append(f"{g}: no CPU request, which the autoscaler's target is relative to")
+    budget = by_name(docs, "PodDisruptionBudget", g)
+    several = (hpa[0] if hpa else replicas or 0) > 1
+    if not several:
+        if budget is not None:
+            problems.append(f"{g}: PodDisruptionBudget for a single replica")
+    elif budget is None:
+        problems.append(f"{g}: no PodDisruptionBudget although more than one replica runs")
+    else:
+        want = pdb or {"maxUnavailable": 1}
+        got = {k: v for k, v in budget["spec"].items() if k in ("minAvailable", "maxUnavailable")}
+        if got != want:
+            problems.append(f"{ident(budget)}: {got!r}, expected {want!r}")
+        if budget["spec"].get("selector", {}).get("matchLabels") != deploy["spec"]["selector"]["matchLabels"]:
+            problems.append(f"{ident(budget)}: selector differs from the Deployment's")
     return problems
 
 
@@ -594,10 +760,10 @@ def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
     if "OTEL_EXPORTER_OTLP_ENDPOINT" not in env_of(p):
         problems.append("producer: OTEL_EXPORTER_OTLP_ENDPOINT is missing")
     monitors = {m["metadata"]["labels"]["app.kubernetes.io/name"]: m for m in docs if m["kind"] == "ServiceMonitor"}
-    if sorted(monitors) != ["ingest", REGISTRY, TRAINER]:
+    if sorted(monitors) != [GATEWAY, "ingest", REGISTRY, TRAINER]:
         problems.append(
-            f"expected ServiceMonitors for ingest, {REGISTRY} and {TRAINER} only (producer opts out, {TRANSFORM}"
-            f" runs as a CronJob): {sorted(monitors)}"
+            f"expected ServiceMonitors for ingest, {REGISTRY}, {TRAINER} and {GATEWAY} only (producer opts out,"
+            f" {TRANSFORM} runs as a CronJob): {sorted(monitors)}"
         )
     elif any(m["metadata"]["labels"].get("release") != "kube-prometheus-stack" for m in monitors.values()):
         problems.append("ServiceMonitor lacks the global label release=kube-prometheus-stack")
@@ -615,6 +781,15 @@ def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
     problems += scenario_s3_transform(docs)
     problems += trainer_rules(docs, mode="watch", secret="trainer-approver-token", key="approver-token")
     problems += scenario_s3_trainer(docs, monitors.get(TRAINER))
+    problems += gateway_rules(
+        docs,
+        secret="gateway-reader-token",
+        key="reader-token",
+        events_topic="registry.events.prod.v1",
+        hpa=(3, 20, 60),
+        pdb={"minAvailable": 2},
+    )
+    problems += scenario_s3_gateway(docs, monitors.get(GATEWAY))
     for w in workloads(docs):
         if pod_spec(w).get("imagePullSecrets") != [{"name": "registry-credentials"}]:
             problems.append(f"{ident(w)}: imagePullSecrets not set from global")
@@ -774,6 +949,39 @@ def scenario_s3_trainer(docs: list[dict[str, Any]], monitor: dict[str, Any] | No
     return problems
 
 
+def scenario_s3_gateway(docs: list[dict[str, Any]], monitor: dict[str, Any] | None) -> list[str]:
+    problems = []
+    g = GATEWAY
+    deploy = by_name(docs, "Deployment", g)
+    if deploy is None:
+        return [f"{g}: no Deployment"]
+    pod = pod_spec(deploy)
+    c = pod["containers"][0]
+    env = env_of(c)
+    want_plain = {
+        "GATEWAY_MODELS": "churn-prod,churn",
+        "REGISTRY_URL": "http://registry.mlops-models.svc:50051",
+        "GATEWAY_POLL_SECONDS": "15",
+        "GATEWAY_SESSIONS_PER_MODEL": "4",
+        "GATEWAY_MAX_REQUEST_BYTES": "33554432",
+        "REGISTRY_EVENTS_TOPIC": "registry.events.prod.v1",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
+    }
+    for k, v in want_plain.items():
+        if env.get(k, {}).get("value") != v:
+            problems.append(f"{g}: env {k} is {env.get(k)!r}, expected {v!r}")
+    if c["image"] != "registry.example.com/mlops/mlops-gateway:1.2.6":
+        problems.append(f"{g}: image is {c['image']}, expected the chart's own tag")
+    if c["resources"].get("requests", {}).get("cpu") != "2" or c["resources"].get("limits", {}).get("memory") != "4Gi":
+        problems.append(f"{g}: resources override not applied")
+    spread = pod.get("topologySpreadConstraints", [])
+    if [t.get("topologyKey") for t in spread] != ["topology.kubernetes.io/zone"]:
+        problems.append(f"{g}: topologySpreadConstraints not applied: {spread!r}")
+    if monitor is None or monitor["spec"]["endpoints"][0].get("interval") != "10s":
+        problems.append(f"{g}: ServiceMonitor interval is not the chart's 10s")
+    return problems
+
+
 def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
     problems = []
     if any(d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "producer" for d in docs):
@@ -825,6 +1033,9 @@ def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
     if by_name(docs, "PodDisruptionBudget", REGISTRY) is not None:
         problems.append(f"{REGISTRY}: PodDisruptionBudget with a single replica")
     problems += trainer_rules(docs, secret="registry-trainer-token")
+    # The registry keeps its events in the outbox, so the gateway polls only,
+    # on two fixed replicas.
+    problems += gateway_rules(docs, events_topic=None, hpa=None, replicas=2)
     cronjob = by_name(docs, "CronJob", TRAINER)
     if cronjob is not None:
         spec = cronjob["spec"]
@@ -855,6 +1066,8 @@ def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
         + [f"PodDisruptionBudget/{RELEASE}-{REGISTRY}", f"Job/{RELEASE}-{REGISTRY}-migrate"]
         # The trainer runs as a CronJob by default, without a Service.
         + [f"CronJob/{RELEASE}-{TRAINER}", f"ServiceAccount/{RELEASE}-{TRAINER}"]
+        # The gateway is autoscaled (at least 2 replicas), so it has a budget.
+        + [f"HorizontalPodAutoscaler/{RELEASE}-{GATEWAY}", f"PodDisruptionBudget/{RELEASE}-{GATEWAY}"]
     )
     if kinds != want:
         problems.append(f"default render has {kinds}, expected {want}")
@@ -903,6 +1116,17 @@ def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
     res = pod_spec(cronjob)["containers"][0].get("resources", {})
     if res.get("requests", {}).get("cpu") != "1" or res.get("limits", {}).get("memory") != "4Gi":
         problems.append(f"{TRAINER}: resources are {res!r}, expected the training defaults (1 CPU, 4Gi limit)")
+    problems += gateway_rules(docs)
+    genv = env_of(container(docs, GATEWAY))
+    want = {**GATEWAY_DEFAULTS, "REGISTRY_URL": registry_url}
+    for k, v in want.items():
+        if genv.get(k, {}).get("value") != v:
+            problems.append(f"{GATEWAY}: env {k} is {genv.get(k)!r}, expected the default {v!r}")
+    if "GATEWAY_SESSIONS_PER_MODEL" in genv:
+        problems.append(f"{GATEWAY}: GATEWAY_SESSIONS_PER_MODEL is set; the default is the service's (the cores)")
+    reg_topic = env_of(container(docs, REGISTRY)).get("REGISTRY_EVENTS_TOPIC", {}).get("value")
+    if genv.get("REGISTRY_EVENTS_TOPIC", {}).get("value") != reg_topic:
+        problems.append(f"{GATEWAY}: follows another topic than the registry's events topic {reg_topic!r}")
     return problems
 
 
@@ -1015,6 +1239,7 @@ def compose_rules(root: Path) -> list[str]:
         problems.append(f"{TRANSFORM}: must run a single instance")
     problems += compose_registry_rules(services)
     problems += compose_trainer_rules(services)
+    problems += compose_gateway_rules(services)
     prom = yaml.safe_load((root / "deploy/compose/prometheus.yml").read_text())
     targets = {t for job in prom["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
     for s, port in SERVICES.items():
@@ -1074,25 +1299,69 @@ def compose_trainer_rules(services: dict[str, Any]) -> list[str]:
     deps = deps if isinstance(deps, dict) else {d: {} for d in deps}
     if REGISTRY not in deps:
         problems.append(f"{t}: must depend on {REGISTRY}")
-    token = str(env.get("TRAINER_REGISTRY_TOKEN", ""))
-    bootstrap = str(services.get(REGISTRY, {}).get("environment", {}).get("REGISTRY_BOOTSTRAP_TOKEN", ""))
-    if "TRAINER_REGISTRY_TOKEN_FILE" in env:
-        problems.append(f"{t}: set TRAINER_REGISTRY_TOKEN or TRAINER_REGISTRY_TOKEN_FILE, not both")
-    if not INTERPOLATED.match(token) or token != bootstrap:
-        problems.append(
-            f"{t}: TRAINER_REGISTRY_TOKEN {token!r} is not the registry's REGISTRY_BOOTSTRAP_TOKEN {bootstrap!r}"
-        )
-    else:
-        m = re.match(r"^\$\{[A-Z0-9_]+:?-(.*)\}$", token)
-        default = m.group(1) if m else ""
-        if len(default) < 16:
-            problems.append(f"{t}: the token's local default {default!r} is shorter than the registry's 16 characters")
+    problems += compose_token_rules(t, env, "TRAINER_REGISTRY_TOKEN", services)
     poll = str(env.get("TRAINER_POLL_SECONDS", ""))
     m = re.match(r"^(?:\$\{[A-Z0-9_]+:?-)?([0-9]+)\}?$", poll)
     if not m or int(m.group(1)) > 300:
         problems.append(f"{t}: TRAINER_POLL_SECONDS is {poll!r}, expected a short poll (at most 300)")
     if svc.get("deploy", {}).get("replicas", 1) != 1 or "scale" in svc:
         problems.append(f"{t}: must run a single instance")
+    return problems
+
+
+def compose_token_rules(t: str, env: dict[str, Any], var: str, services: dict[str, Any]) -> list[str]:
+    """A service's registry token in compose: the registry's own bootstrap
+    token, interpolated (so the two always agree), never a literal."""
+    problems = []
+    token = str(env.get(var, ""))
+    bootstrap = str(services.get(REGISTRY, {}).get("environment", {}).get("REGISTRY_BOOTSTRAP_TOKEN", ""))
+    if f"{var}_FILE" in env:
+        problems.append(f"{t}: set {var} or {var}_FILE, not both")
+    if not INTERPOLATED.match(token) or token != bootstrap:
+        problems.append(f"{t}: {var} {token!r} is not the registry's REGISTRY_BOOTSTRAP_TOKEN {bootstrap!r}")
+    else:
+        m = re.match(r"^\$\{[A-Z0-9_]+:?-(.*)\}$", token)
+        default = m.group(1) if m else ""
+        if len(default) < 16:
+            problems.append(f"{t}: the token's local default {default!r} is shorter than the registry's 16 characters")
+    return problems
+
+
+def compose_gateway_rules(services: dict[str, Any]) -> list[str]:
+    """The gateway serves the Open Inference Protocol on a published port,
+    reads the stack's registry with the registry's bootstrap token, and
+    follows the registry's events on the stack's Kafka (after kafka-init
+    created the topic); the image's ONNX Runtime library."""
+    problems = []
+    g = GATEWAY
+    svc = services.get(g, {})
+    env = svc.get("environment", {})
+    ports = [str(p) for p in svc.get("ports", [])]
+    if env.get("GATEWAY_HTTP_ADDR") != f"0.0.0.0:{GATEWAY_HTTP_PORT}" or not any(
+        p.endswith(f":{GATEWAY_HTTP_PORT}") for p in ports
+    ):
+        problems.append(f"{g}: the Open Inference Protocol must listen on and publish {GATEWAY_HTTP_PORT}")
+    if env.get("REGISTRY_URL") != f"http://{REGISTRY}:{REGISTRY_GRPC_PORT}":
+        problems.append(f"{g}: REGISTRY_URL is {env.get('REGISTRY_URL')!r}, expected the {REGISTRY} service")
+    deps = svc.get("depends_on", {})
+    deps = deps if isinstance(deps, dict) else {d: {} for d in deps}
+    if REGISTRY not in deps:
+        problems.append(f"{g}: must depend on {REGISTRY}")
+    problems += compose_token_rules(g, env, "GATEWAY_REGISTRY_TOKEN", services)
+    if not env.get("GATEWAY_MODELS"):
+        problems.append(f"{g}: GATEWAY_MODELS is not set")
+    if env.get("GATEWAY_REGISTRY_EVENTS", "kafka") != "kafka":
+        problems.append(f"{g}: GATEWAY_REGISTRY_EVENTS is {env.get('GATEWAY_REGISTRY_EVENTS')!r}, expected kafka")
+    if env.get("KAFKA_BROKERS") != "kafka:9092":
+        problems.append(f"{g}: KAFKA_BROKERS is {env.get('KAFKA_BROKERS')!r}, expected kafka:9092")
+    if deps.get("kafka-init", {}).get("condition") != "service_completed_successfully":
+        problems.append(f"{g}: must wait for kafka-init to create the registry's events topic")
+    topic = services.get(REGISTRY, {}).get("environment", {}).get("REGISTRY_EVENTS_TOPIC")
+    if env.get("REGISTRY_EVENTS_TOPIC") != topic:
+        got = env.get("REGISTRY_EVENTS_TOPIC")
+        problems.append(f"{g}: REGISTRY_EVENTS_TOPIC is {got!r}, not the registry's events topic {topic!r}")
+    if "ORT_DYLIB_PATH" in env:
+        problems.append(f"{g}: ORT_DYLIB_PATH is overridden; the image's library is the one it ships")
     return problems
 
 
@@ -1134,6 +1403,7 @@ def dockerfile_rules(root: Path) -> list[str]:
             "-p mlops-transform",
             "-p mlops-model-registry",
             "-p mlops-trainer",
+            "-p mlops-gateway",
             "--mount=type=cache",
         ):
             if needle not in runs:
@@ -1162,7 +1432,7 @@ def dockerfile_rules(root: Path) -> list[str]:
         copies = [i["value"] for s in stack for i in s["ins"] if i["instruction"] == "COPY"]
         if not any("--from=builder" in c and f"/out/{service}" in c for c in copies):
             problems.append(f"{service}: binary is not copied from the builder stage")
-    problems += dockerfile_trainer_rules(stages, chain, global_args)
+    problems += dockerfile_ort_rules(stages, chain, global_args)
     ignore = (root / ".dockerignore").read_text().split()
     for needle in ("target/", ".git/", "data/"):
         if needle not in ignore:
@@ -1170,15 +1440,16 @@ def dockerfile_rules(root: Path) -> list[str]:
     return problems
 
 
-def dockerfile_trainer_rules(
+def dockerfile_ort_rules(
     stages: dict[str, dict[str, Any]],
     chain: Callable[[dict[str, Any]], list[dict[str, Any]]],
     global_args: dict[str, str],
 ) -> list[str]:
-    """The trainer image: the binary plus the ONNX Runtime shared library
-    from the PyPI wheel (an `onnxruntime` stage), on the distroless cc
-    runtime (the library needs libstdc++), with ORT_DYLIB_PATH naming it and
-    `run` as the default subcommand."""
+    """The trainer and gateway images: the binary plus the ONNX Runtime
+    shared library from the PyPI wheel (an `onnxruntime` stage, one version
+    for both), on the distroless cc runtime (the library needs libstdc++),
+    with ORT_DYLIB_PATH naming it; the trainer with `run` as the default
+    subcommand, the gateway with GATEWAY_HTTP_ADDR and the port exposed."""
     problems = []
     version = global_args.get("ORT_VERSION", "")
     if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", version):
@@ -1198,33 +1469,43 @@ def dockerfile_trainer_rules(
         for needle in ("pip install", "--no-deps", f"onnxruntime=={version}", lib_in_wheel):
             if needle not in runs:
                 problems.append(f"onnxruntime stage: RUN lacks {needle}")
-    trainer = stages.get(TRAINER)
-    if trainer is None:
-        return problems + ["no trainer stage"]
-    stack = chain(trainer)
-    if stack[-1]["base"] != "gcr.io/distroless/cc-debian12:nonroot":
-        problems.append(f"{TRAINER}: runtime base is {stack[-1]['base']}, expected the distroless cc image (libstdc++)")
-    envs: dict[str, str] = {}
-    for st in reversed(stack):
-        for i in st["ins"]:
-            if i["instruction"] == "ENV":
-                for item in shlex.split(i["value"]):
-                    k, _, v = item.partition("=")
-                    envs[k] = subst(v)
     lib = f"{ORT_DIR}/libonnxruntime.so.{version}"
-    if envs.get("ORT_DYLIB_PATH") != lib:
-        problems.append(f"{TRAINER}: ORT_DYLIB_PATH is {envs.get('ORT_DYLIB_PATH')!r}, expected {lib}")
-    if envs.get("ADMIN_ADDR") != f"0.0.0.0:{SERVICES[TRAINER]}":
-        problems.append(f"{TRAINER}: ADMIN_ADDR is {envs.get('ADMIN_ADDR')!r}")
-    copies = [subst(i["value"]).split() for i in trainer["ins"] if i["instruction"] == "COPY"]
-    if not any("--from=onnxruntime" in c and c[-1] == lib for c in copies):
-        problems.append(f"{TRAINER}: {lib} is not copied from the onnxruntime stage")
-    exposed = " ".join(i["value"] for i in trainer["ins"] if i["instruction"] == "EXPOSE").split()
-    if str(SERVICES[TRAINER]) not in exposed:
-        problems.append(f"{TRAINER}: does not EXPOSE {SERVICES[TRAINER]}")
-    cmd = [i["value"] for i in trainer["ins"] if i["instruction"] == "CMD"]
-    if not cmd or json.loads(cmd[-1]) != ["run"]:
-        problems.append(f"{TRAINER}: CMD must be the exec form of [\"run\"]: {cmd!r}")
+    for service in ORT_SERVICES:
+        stage = stages.get(service)
+        if stage is None:
+            problems.append(f"no {service} stage")
+            continue
+        stack = chain(stage)
+        if stack[-1]["base"] != "gcr.io/distroless/cc-debian12:nonroot":
+            base = stack[-1]["base"]
+            problems.append(f"{service}: runtime base is {base}, expected the distroless cc image (libstdc++)")
+        envs: dict[str, str] = {}
+        for st in reversed(stack):
+            for i in st["ins"]:
+                if i["instruction"] == "ENV":
+                    for item in shlex.split(i["value"]):
+                        k, _, v = item.partition("=")
+                        envs[k] = subst(v)
+        if envs.get("ORT_DYLIB_PATH") != lib:
+            problems.append(f"{service}: ORT_DYLIB_PATH is {envs.get('ORT_DYLIB_PATH')!r}, expected {lib}")
+        if envs.get("ADMIN_ADDR") != f"0.0.0.0:{SERVICES[service]}":
+            problems.append(f"{service}: ADMIN_ADDR is {envs.get('ADMIN_ADDR')!r}")
+        copies = [subst(i["value"]).split() for i in stage["ins"] if i["instruction"] == "COPY"]
+        if not any("--from=onnxruntime" in c and c[-1] == lib for c in copies):
+            problems.append(f"{service}: {lib} is not copied from the onnxruntime stage")
+        exposed = " ".join(i["value"] for i in stage["ins"] if i["instruction"] == "EXPOSE").split()
+        ports = [SERVICES[service]] + ([GATEWAY_HTTP_PORT] if service == GATEWAY else [])
+        for port in ports:
+            if str(port) not in exposed:
+                problems.append(f"{service}: does not EXPOSE {port}")
+        cmd = [i["value"] for i in stage["ins"] if i["instruction"] == "CMD"]
+        if service == TRAINER and (not cmd or json.loads(cmd[-1]) != ["run"]):
+            problems.append(f"{TRAINER}: CMD must be the exec form of [\"run\"]: {cmd!r}")
+        if service == GATEWAY:
+            if envs.get("GATEWAY_HTTP_ADDR") != f"0.0.0.0:{GATEWAY_HTTP_PORT}":
+                problems.append(f"{GATEWAY}: GATEWAY_HTTP_ADDR is {envs.get('GATEWAY_HTTP_ADDR')!r}")
+            if cmd:
+                problems.append(f"{GATEWAY}: CMD {cmd!r} set; the gateway takes no subcommand")
     return problems
 
 
@@ -1353,6 +1634,41 @@ def main() -> int:
 
     checks.run(f"render {TRAINER}.enabled=false: no trainer objects", trainer_disabled)
 
+    # The gateway: autoscaled by default, on a fixed count without the
+    # autoscaler; and switched off.
+    def gateway_defaults() -> None:
+        docs = render(root, {"global": {"serviceMonitor": {"enabled": True}}})
+        mine = [d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == GATEWAY]
+        problems = kube_validate(mine, versions) + platform_rules(mine) + gateway_rules(docs)
+        if by_name(docs, "ServiceMonitor", GATEWAY) is None:
+            problems.append(f"{GATEWAY}: no ServiceMonitor with global.serviceMonitor.enabled")
+        expect(problems)
+
+    checks.run(
+        f"render {GATEWAY} defaults: Deployment without a replica count under an autoscaling/v2 CPU"
+        f" HorizontalPodAutoscaler (2-10), PodDisruptionBudget, Service http {GATEWAY_HTTP_PORT} + admin,"
+        " ServiceMonitor, token from a Secret file, restricted security context, no plain token",
+        gateway_defaults,
+    )
+
+    def gateway_fixed() -> None:
+        docs = render(root, {GATEWAY: {"autoscaling": {"enabled": False}, "replicaCount": 1}})
+        mine = [d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == GATEWAY]
+        expect(kube_validate(mine, versions) + platform_rules(mine) + gateway_rules(docs, hpa=None, replicas=1))
+
+    checks.run(
+        f"render {GATEWAY}.autoscaling.enabled=false, replicaCount 1: 1 replica, no autoscaler,"
+        " no PodDisruptionBudget",
+        gateway_fixed,
+    )
+
+    def gateway_disabled() -> None:
+        docs = render(root, {GATEWAY: {"enabled": False}})
+        left = [ident(d) for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == GATEWAY]
+        expect([f"{GATEWAY}.enabled=false still renders {', '.join(left)}"] if left else [])
+
+    checks.run(f"render {GATEWAY}.enabled=false: no gateway objects", gateway_disabled)
+
     rejections = [
         ("ingest.replicaCount: \"three\"", {"ingest": {"replicaCount": "three"}}, r"replicaCount"),
         ("global.logFormat: xml", {"global": {"logFormat": "xml"}}, r"logFormat"),
@@ -1416,6 +1732,33 @@ def main() -> int:
         (f"{TRAINER}.replicaCount: 2 (one trainer)", {TRAINER: {"replicaCount": 2}}, r"replicaCount"),
         (f"{TRAINER}.validationFraction: 1", {TRAINER: {"validationFraction": 1}}, r"validationFraction"),
         (f"{TRAINER}.candidates: []", {TRAINER: {"candidates": []}}, r"candidates"),
+        (
+            f"{GATEWAY} without registry.tokenSecret.existingSecret",
+            {GATEWAY: {"registry": {"tokenSecret": {"existingSecret": ""}}}},
+            r"tokenSecret\.existingSecret is required",
+        ),
+        (
+            f"{GATEWAY}: an inline GATEWAY_REGISTRY_TOKEN in extraEnv",
+            {GATEWAY: {"extraEnv": [{"name": "GATEWAY_REGISTRY_TOKEN", "value": "mlops_0123456789abcdef"}]}},
+            r"inline value",
+        ),
+        (f"{GATEWAY}.models: []", {GATEWAY: {"models": []}}, r"models"),
+        (f"{GATEWAY}.models: [\"churn model\"]", {GATEWAY: {"models": ["churn model"]}}, r"models"),
+        (
+            f"{GATEWAY}.autoscaling.maxReplicas below minReplicas",
+            {GATEWAY: {"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}},
+            r"maxReplicas",
+        ),
+        (
+            f"{GATEWAY}.autoscaling.targetCPUUtilizationPercentage: 0",
+            {GATEWAY: {"autoscaling": {"targetCPUUtilizationPercentage": 0}}},
+            r"targetCPUUtilizationPercentage",
+        ),
+        (
+            f"{GATEWAY}.podDisruptionBudget.minAvailable: half",
+            {GATEWAY: {"podDisruptionBudget": {"minAvailable": "half"}}},
+            r"minAvailable",
+        ),
     ]
     for label, values, needle in rejections:
         checks.run(f"chart rejects {label}", lambda v=values, n=needle: expect(expect_rejected(root, v, n)))
@@ -1426,7 +1769,8 @@ def main() -> int:
     )
     checks.run("docker-compose.yml stack rules", lambda: expect(compose_rules(root)))
     checks.run(
-        "deploy/Dockerfile: non-root distroless runtime per service, trainer with ONNX Runtime (ORT_DYLIB_PATH)",
+        "deploy/Dockerfile: non-root distroless runtime per service, trainer and gateway with ONNX Runtime"
+        " (ORT_DYLIB_PATH)",
         lambda: expect(dockerfile_rules(root)),
     )
     workflows = sorted((root / ".github/workflows").glob("*.yml"))

@@ -7,7 +7,10 @@ where env/envFrom/volumes/volumeMounts name templates in the calling chart
 that return YAML lists (any may be omitted); volumes and mounts are added to
 the fixed /tmp emptyDir. "kafka" false leaves the KAFKA_* settings out for
 a service that does not use Kafka (default true). A chart with a grpc.port
-value gets a second container port named `grpc`. The security context is
+value gets a container port named `grpc`, one with an http.port value a
+container port named `http`. A chart with autoscaling.enabled true leaves
+`replicas` out: its HorizontalPodAutoscaler owns the count, and a fixed
+value would reset it on every upgrade. The security context is
 fixed on purpose: it meets the Kubernetes "restricted" Pod Security Standard
 and is what the images are built for (UID 65532, read-only root, writable
 /tmp only).
@@ -23,7 +26,9 @@ metadata:
   labels:
     {{- include "mlops-common.labels" $root | nindent 4 }}
 spec:
+  {{- if not ($v.autoscaling | default dict).enabled }}
   replicas: {{ $v.replicaCount }}
+  {{- end }}
   revisionHistoryLimit: 5
   {{- with $v.strategy }}
   strategy:
@@ -55,6 +60,7 @@ Same arguments as mlops-common.deployment, plus optional
 {{- if .envFrom }}{{- $envFrom = include .envFrom $root | trim -}}{{- end -}}
 {{- with $v.extraEnvFrom }}{{- $envFrom = printf "%s\n%s" $envFrom (toYaml .) | trim -}}{{- end -}}
 {{- $grpcPort := ($v.grpc | default dict).port -}}
+{{- $httpPort := ($v.http | default dict).port -}}
 {{- $kafka := true -}}
 {{- if hasKey . "kafka" }}{{- $kafka = .kafka -}}{{- end -}}
 {{- $args := $v.args -}}
@@ -97,6 +103,11 @@ spec:
         - name: admin
           containerPort: {{ $v.admin.port }}
           protocol: TCP
+        {{- with $httpPort }}
+        - name: http
+          containerPort: {{ . }}
+          protocol: TCP
+        {{- end }}
         {{- with $grpcPort }}
         - name: grpc
           containerPort: {{ . }}

@@ -1,6 +1,8 @@
 {{/*
 ClusterIP Service for the admin port (/livez, /readyz, /metrics), plus the
-gRPC port (named `grpc`, appProtocol grpc) of a chart with a grpc.port value.
+HTTP port (named `http`, appProtocol http) of a chart with an http.port value
+and the gRPC port (named `grpc`, appProtocol grpc) of a chart with a
+grpc.port value.
 */}}
 {{- define "mlops-common.service" -}}
 apiVersion: v1
@@ -19,6 +21,13 @@ spec:
       port: {{ .Values.admin.port }}
       targetPort: admin
       protocol: TCP
+    {{- with (.Values.http | default dict).port }}
+    - name: http
+      port: {{ . }}
+      targetPort: http
+      protocol: TCP
+      appProtocol: http
+    {{- end }}
     {{- with (.Values.grpc | default dict).port }}
     - name: grpc
       port: {{ . }}

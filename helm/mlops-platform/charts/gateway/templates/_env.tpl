@@ -1,0 +1,77 @@
+{{- define "gateway.env" -}}
+- name: GATEWAY_HTTP_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .Values.http.port) | quote }}
+- name: GATEWAY_MODELS
+  value: {{ join "," .Values.models | quote }}
+- name: REGISTRY_URL
+  value: {{ include "gateway.registryUrl" . | quote }}
+- name: GATEWAY_REGISTRY_TOKEN_FILE
+  value: {{ include "gateway.tokenFile" . | quote }}
+- name: GATEWAY_POLL_SECONDS
+  value: {{ .Values.pollSeconds | int64 | quote }}
+- name: GATEWAY_REGISTRY_EVENTS
+  value: {{ ternary "kafka" "off" .Values.events.enabled | quote }}
+{{- if .Values.events.enabled }}
+- name: REGISTRY_EVENTS_TOPIC
+  value: {{ .Values.events.topic | quote }}
+{{- end }}
+{{- with .Values.sessionsPerModel }}
+- name: GATEWAY_SESSIONS_PER_MODEL
+  value: {{ . | int64 | quote }}
+{{- end }}
+- name: GATEWAY_MAX_REQUEST_BYTES
+  value: {{ .Values.maxRequestBytes | int64 | quote }}
+{{- end -}}
+
+{{/*
+The registry's gRPC endpoint: registry.url, else the release's
+model-registry Service on its default port (named as mlops-common.fullname
+names it in the model-registry chart).
+*/}}
+{{- define "gateway.registryUrl" -}}
+{{- if .Values.registry.url -}}
+{{- .Values.registry.url -}}
+{{- else -}}
+{{- $name := "model-registry" -}}
+{{- $host := ternary .Release.Name (printf "%s-%s" .Release.Name $name) (contains $name .Release.Name) | trunc 63 | trimSuffix "-" -}}
+{{- printf "http://%s:50051" $host -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The registry token Secret, mounted read-only as a file. */}}
+{{- define "gateway.tokenDir" -}}
+/var/run/secrets/mlops/registry-token
+{{- end -}}
+
+{{- define "gateway.tokenFile" -}}
+{{- printf "%s/token" (include "gateway.tokenDir" .) -}}
+{{- end -}}
+
+{{- define "gateway.volumes" -}}
+- name: registry-token
+  secret:
+    secretName: {{ required "gateway: registry.tokenSecret.existingSecret is required: the name of an existing Secret holding the registry token (the reader role is enough)" .Values.registry.tokenSecret.existingSecret }}
+    items:
+      - key: {{ .Values.registry.tokenSecret.key }}
+        path: token
+    # 0440: readable by the pod's group (fsGroup 65532) only.
+    defaultMode: 288
+{{- end -}}
+
+{{- define "gateway.volumeMounts" -}}
+- name: registry-token
+  mountPath: {{ include "gateway.tokenDir" . }}
+  readOnly: true
+{{- end -}}
+
+{{/*
+Replicas the gateway runs with at least: the autoscaler's minimum while it
+is on, else replicaCount. Decides whether a PodDisruptionBudget is useful.
+*/}}
+{{- define "gateway.minReplicas" -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- .Values.autoscaling.minReplicas | int -}}
+{{- else -}}
+{{- .Values.replicaCount | int -}}
+{{- end -}}
+{{- end -}}
