@@ -81,6 +81,34 @@ where
     });
 }
 
+/// Calls `f(i, &mut out[i])` for every index, the parts on their own threads.
+pub fn update<T, F>(out: &mut [T], f: F)
+where
+    T: Send,
+    F: Fn(usize, &mut T) + Sync,
+{
+    let ranges = ranges(out.len(), parts_for(out.len()));
+    if threads().min(ranges.len()) <= 1 {
+        for (i, slot) in out.iter_mut().enumerate() {
+            f(i, slot);
+        }
+        return;
+    }
+    std::thread::scope(|scope| {
+        let mut rest = out;
+        for range in ranges {
+            let (part, tail) = rest.split_at_mut(range.len());
+            rest = tail;
+            let f = &f;
+            scope.spawn(move || {
+                for (slot, i) in part.iter_mut().zip(range) {
+                    f(i, slot);
+                }
+            });
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +126,13 @@ mod tests {
                 .iter()
                 .enumerate()
                 .all(|(i, s)| *s == (i as u64) * (i as u64))
+        );
+        update(&mut squares, |i, s| *s -= i as u64);
+        assert!(
+            squares
+                .iter()
+                .enumerate()
+                .all(|(i, s)| *s == (i as u64) * (i as u64) - i as u64)
         );
     }
 }

@@ -215,18 +215,44 @@ impl Groups {
     pub fn histogram(&self, gh: &[[f32; 2]], rows: &[u32]) -> Vec<Sums> {
         let groups = self.len();
         let parts = parallel::map_parts(rows.len(), |range| {
-            let mut hist = vec![Sums::default(); self.total_slots];
-            for &row in &rows[range] {
+            // Rows are taken in pairs, each into a histogram of its own: a
+            // low-cardinality group hit by consecutive rows would otherwise
+            // chain every update on the one before it.
+            let mut first = vec![Sums::default(); self.total_slots];
+            let mut second = vec![Sums::default(); self.total_slots];
+            let mut pairs = rows[range].chunks_exact(2);
+            for pair in &mut pairs {
+                let (a, b) = (pair[0] as usize, pair[1] as usize);
+                let [ga, ha] = gh[a].map(f64::from);
+                let [gb, hb] = gh[b].map(f64::from);
+                let bins_a = &self.bins[a * groups..(a + 1) * groups];
+                let bins_b = &self.bins[b * groups..(b + 1) * groups];
+                for ((&offset, &x), &y) in self.offsets.iter().zip(bins_a).zip(bins_b) {
+                    let slot = &mut first[offset + x as usize];
+                    slot.g += ga;
+                    slot.h += ha;
+                    let slot = &mut second[offset + y as usize];
+                    slot.g += gb;
+                    slot.h += hb;
+                }
+            }
+            for &row in pairs.remainder() {
                 let row = row as usize;
                 let [g, h] = gh[row].map(f64::from);
-                let bins = &self.bins[row * groups..(row + 1) * groups];
-                for (&offset, &bin) in self.offsets.iter().zip(bins) {
-                    let slot = &mut hist[offset + bin as usize];
+                for (&offset, &bin) in self
+                    .offsets
+                    .iter()
+                    .zip(&self.bins[row * groups..(row + 1) * groups])
+                {
+                    let slot = &mut first[offset + bin as usize];
                     slot.g += g;
                     slot.h += h;
                 }
             }
-            hist
+            for (a, b) in first.iter_mut().zip(second) {
+                *a += b;
+            }
+            first
         });
         let mut parts = parts.into_iter();
         let mut hist = parts

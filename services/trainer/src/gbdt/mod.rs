@@ -190,10 +190,9 @@ pub fn train(
                 fit_scores[row as usize] += value;
             }
         }
-        let previous = valid_scores.clone();
-        parallel::fill(&mut valid_scores, |i| {
+        parallel::update(&mut valid_scores, |i, score| {
             let row = &valid_bins[i * fit.width..(i + 1) * fit.width];
-            previous[i] + grown.tree.value_binned(row, &mapper)
+            *score += grown.tree.value_binned(row, &mapper);
         });
         let single_leaf = grown.tree.nodes.len() == 1;
         trees.push(grown.tree);
