@@ -191,9 +191,14 @@ pub async fn http_get(url: &str) -> (u16, String) {
 /// returns its standard output; a failing script fails the test with its
 /// standard error.
 pub fn run_python(script: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new(required_env("TEST_PYTHON"))
-        .arg("-c")
-        .arg(script)
+    run_python_with("TEST_PYTHON", &[&["-c", script], args].concat())
+}
+
+/// Runs the interpreter that the variable `interpreter` names (e.g.
+/// `TEST_TRITON_PYTHON`, a venv of its own) with `args`; returns standard
+/// output, failing the test with standard error.
+pub fn run_python_with(interpreter: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(required_env(interpreter))
         .args(args)
         .output()
         .expect("run python");

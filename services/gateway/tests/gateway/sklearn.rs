@@ -7,7 +7,7 @@ use clap::Parser;
 use mlops_cli::{Cli, run_with_output};
 use serde_json::Value;
 
-use crate::registry_support::{self, BOOTSTRAP};
+use crate::registry_support::BOOTSTRAP;
 use crate::support::World;
 
 const PIPELINE: &str = "sk-pipeline";
@@ -78,22 +78,17 @@ async fn scikit_learn_models_serve_tritonclient_and_plain_json() {
 
     let address = gateway.http.trim_start_matches("http://").to_string();
     let rows = dir.path().join("rows.json");
-    let output = std::process::Command::new(registry_support::required_env("TEST_TRITON_PYTHON"))
-        .arg(script("triton_http.py"))
-        .args([
-            address.as_str(),
+    let output = mlops_testkit::run_python_with(
+        "TEST_TRITON_PYTHON",
+        &[
+            &script("triton_http.py"),
+            &address,
             PIPELINE,
             FOREST,
             rows.to_str().expect("utf-8 path"),
-        ])
-        .output()
-        .expect("run tritonclient");
-    assert!(
-        output.status.success(),
-        "tritonclient checks failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    let differences: Value = serde_json::from_slice(&output.stdout).expect("differences");
+    let differences: Value = serde_json::from_str(&output).expect("differences");
     for check in ["pipeline_binary", "pipeline_json", "forest_binary"] {
         let d = differences[check].as_f64().expect(check);
         assert!(
