@@ -152,9 +152,9 @@ impl Groups {
         for (g, group) in members.iter().enumerate() {
             offsets.push(slot_to_column.len());
             if let [j] = group[..] {
-                for b in 0..slots_of(j) {
+                for (b, group_bin) in group_bin[j].iter_mut().enumerate() {
                     slot_to_column.push((mapper.offsets[j] + b) as u32);
-                    group_bin[j][b] = b as u8;
+                    *group_bin = b as u8;
                 }
                 continue;
             }
@@ -165,9 +165,9 @@ impl Groups {
                     default_bin: defaults[j],
                     group: g,
                 });
-                for b in 0..slots_of(j) {
+                for (b, group_bin) in group_bin[j].iter_mut().enumerate() {
                     if b as u8 != defaults[j] {
-                        group_bin[j][b] = (slot_to_column.len() - offsets[g]) as u8;
+                        *group_bin = (slot_to_column.len() - offsets[g]) as u8;
                         slot_to_column.push((mapper.offsets[j] + b) as u32);
                     }
                 }
