@@ -101,11 +101,11 @@ pids+=($!)
 # row of the model's input width (from its metadata), all zeros.
 print_prediction_curl() {
   local width
-  width=$(curl -fsS http://127.0.0.1:8080/v2/models/churn 2>/dev/null \
+  width=$(curl -fsS -H "Authorization: Bearer $(cat "$TOKEN_FILE")" http://127.0.0.1:8080/v2/models/churn 2>/dev/null \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["inputs"][0]["shape"][1])' 2>/dev/null) || return 1
   log "the gateway serves @champion; a prediction:"
-  printf "curl -s http://127.0.0.1:8080/v2/models/churn/infer -d '{\"inputs\": [{\"name\": \"input\", \"shape\": [1, %s], \"datatype\": \"FP32\", \"data\": [%s]}]}'\n" \
-    "$width" "$(python3 -c "print(', '.join(['0'] * $width))")" >&2
+  printf "curl -s -H \"Authorization: Bearer \$(cat %s)\" http://127.0.0.1:8080/v2/models/churn/infer -d '{\"inputs\": [{\"name\": \"input\", \"shape\": [1, %s], \"datatype\": \"FP32\", \"data\": [%s]}]}'\n" \
+    "$TOKEN_FILE" "$width" "$(python3 -c "print(', '.join(['0'] * $width))")" >&2
 }
 
 log "running; logs in $STACK_LOGS; Ctrl-C to stop"

@@ -9,6 +9,7 @@ use mlops_runtime::{Probes, Readiness, Service, Shutdown};
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
 use crate::events;
 use crate::follow::{self, Follower};
@@ -119,15 +120,17 @@ impl Service for App {
             max_request_bytes: config.max_request_bytes,
             configured: Arc::new(config.models.clone()),
         };
-        let router =
-            Router::new()
-                .merge(oip::router(state))
-                .fallback(|uri: axum::http::Uri| async move {
-                    ApiError::new(
-                        axum::http::StatusCode::NOT_FOUND,
-                        format!("no such endpoint: {}", uri.path()),
-                    )
-                });
+        let auth = config
+            .auth
+            .map(|ttl| Arc::new(Authenticator::new(config.registry_url.clone(), ttl)));
+        let router = Router::new().merge(oip::router(state, auth)).fallback(
+            |uri: axum::http::Uri| async move {
+                ApiError::new(
+                    axum::http::StatusCode::NOT_FOUND,
+                    format!("no such endpoint: {}", uri.path()),
+                )
+            },
+        );
         info!(addr = %listener.local_addr().map_err(Error::Serve)?, "serving the Open Inference Protocol under /v2");
         let served = axum::serve(listener, router)
             .with_graceful_shutdown({

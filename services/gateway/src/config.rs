@@ -28,6 +28,10 @@ pub struct GatewayConfig {
     /// `REGISTRY_EVENTS_TOPIC` (`registry.events.v1`) on `KAFKA_BROKERS` to
     /// load a new champion at once instead of at the next poll.
     pub events: Option<(KafkaSettings, String)>,
+    /// `GATEWAY_AUTH` (`registry`, the default, or `off`): every `/v2` call
+    /// but health needs a registry token; answers are cached for
+    /// `GATEWAY_AUTH_CACHE_SECONDS` (60).
+    pub auth: Option<Duration>,
     /// `GATEWAY_SESSIONS_PER_MODEL` (the number of cores): ONNX Runtime
     /// sessions per loaded model, so that many requests score at once.
     pub sessions_per_model: usize,
@@ -82,6 +86,17 @@ impl GatewayConfig {
                 None
             }
         };
+        let auth_cache = Duration::from_secs(env.parse("GATEWAY_AUTH_CACHE_SECONDS", 60u64));
+        let auth = match env.string("GATEWAY_AUTH", "registry").as_str() {
+            "registry" => Some(auth_cache),
+            "off" => None,
+            other => {
+                env.problem(format!(
+                    "GATEWAY_AUTH={other:?}: expected `registry` or `off`"
+                ));
+                None
+            }
+        };
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let sessions_per_model = env.parse("GATEWAY_SESSIONS_PER_MODEL", cores).max(1);
         let max_request_bytes = env.parse("GATEWAY_MAX_REQUEST_BYTES", 16usize << 20);
@@ -103,6 +118,7 @@ impl GatewayConfig {
                 .ok_or_else(|| ConfigError::invalid("GATEWAY_REGISTRY_TOKEN"))?,
             poll: Duration::from_secs(poll),
             events,
+            auth,
             sessions_per_model,
             max_request_bytes,
             onnx_runtime: onnx_runtime.unwrap_or_default(),

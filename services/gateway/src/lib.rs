@@ -5,6 +5,7 @@
 //! [`follow`] keeps [`models`] in step with the registry; [`oip`] serves.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod events;
 pub mod follow;

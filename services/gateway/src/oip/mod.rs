@@ -2,7 +2,8 @@
 //! and model metadata, model readiness, inference (JSON tensors and the
 //! binary tensor extension) and the model repository extension, with and
 //! without `/versions/<v>`. Errors are `{"error": "..."}` with 400 (bad
-//! request), 404 (unknown model, version or path) or 503 (not loaded).
+//! request), 401 (no valid bearer token), 404 (unknown model, version or
+//! path) or 503 (not loaded).
 
 pub mod codec;
 
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::auth::Authenticator;
 use crate::follow::{Follower, Refreshed};
 use crate::metrics::GatewayMetrics;
 use crate::models::{Lookup, ModelStore};
@@ -73,12 +75,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub fn router(state: OipState) -> Router {
-    Router::new()
-        .route("/v2", get(server_metadata))
-        .route("/v2/", get(server_metadata))
+/// The protocol's routes; with `auth`, every one but health needs a token.
+pub fn router(state: OipState, auth: Option<Arc<Authenticator>>) -> Router {
+    let health = Router::new()
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
+        .with_state(state.clone());
+    let protected = Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/", get(server_metadata))
         .route("/v2/models/{model}", get(model_metadata))
         .route(
             "/v2/models/{model}/versions/{version}",
@@ -100,7 +105,15 @@ pub fn router(state: OipState) -> Router {
             "/v2/repository/models/{model}/unload",
             post(repository_unload),
         )
-        .with_state(state)
+        .with_state(state);
+    let protected = match auth {
+        Some(auth) => protected.route_layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::require_token,
+        )),
+        None => protected,
+    };
+    health.merge(protected)
 }
 
 async fn server_metadata() -> impl IntoResponse {

@@ -218,6 +218,7 @@ async fn binary_tensors_carry_unknown_values_both_ways() {
     let response = gateway
         .client
         .post(format!("{}/v2/models/{MODEL}/infer", gateway.http))
+        .bearer_auth(&gateway.token)
         .header("Inference-Header-Content-Length", header.len())
         .header("Content-Type", "application/octet-stream")
         .body(body)
@@ -243,5 +244,53 @@ async fn binary_tensors_carry_unknown_values_both_ways() {
         let want = expected(&model, row);
         assert!((p[1] - want).abs() < 1e-6, "{} vs {want}", p[1]);
     }
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_but_health_needs_a_registry_token() {
+    let mut world = World::new().await;
+    let (_, bytes) = linear_model(1);
+    let version = world.register(MODEL, bytes).await;
+    world.set_alias(MODEL, "champion", version).await;
+    let mut gateway = world.gateway(&[]).await;
+    gateway.wait_for_champion(version).await;
+    let client_token = world.client_token().await;
+
+    let call = |token: Option<&str>, path: &str| {
+        let mut request = gateway.client.get(format!("{}{path}", gateway.http));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    for path in ["/v2/health/live", "/v2/health/ready"] {
+        assert_eq!(call(None, path).await.expect("GET").status(), 200, "{path}");
+    }
+    let metadata = format!("/v2/models/{MODEL}");
+    for (token, want) in [
+        (None, "an Authorization: Bearer <token> header is required"),
+        (
+            Some("mlops_not_a_real_token_at_all"),
+            "the bearer token is not valid",
+        ),
+    ] {
+        let response = call(token, &metadata).await.expect("GET");
+        assert_eq!(response.status(), 401);
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.starts_with(want)),
+            "{body}"
+        );
+    }
+    // Another principal's token works too: the registry is the identity system.
+    gateway.token = client_token;
+    let (status, body) = gateway
+        .post(
+            &format!("/v2/models/{MODEL}/infer"),
+            &infer_body(&[[1.0, 2.0, 3.0]]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     gateway.stop().await;
 }

@@ -83,6 +83,7 @@ async fn scikit_learn_models_serve_tritonclient_and_plain_json() {
         &[
             &script("triton_http.py"),
             &address,
+            &gateway.token,
             PIPELINE,
             FOREST,
             rows.to_str().expect("utf-8 path"),

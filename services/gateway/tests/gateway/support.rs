@@ -74,6 +74,11 @@ impl World {
     pub async fn gateway(&self, extra: &[(&str, &str)]) -> TestGateway {
         TestGateway::start(&self.registry.url, &self.reader_token, extra).await
     }
+
+    /// A token of the registry's that a client of the gateway presents.
+    pub async fn client_token(&self) -> String {
+        self.registry.token("portal-user", pb::Role::Reader).await
+    }
 }
 
 /// A logistic model over `WIDTH` columns, exported by the trainer's code;
@@ -107,6 +112,8 @@ pub fn expected(model: &LogisticModel, row: &[f32]) -> f32 {
 pub struct TestGateway {
     pub http: String,
     pub admin: SocketAddr,
+    /// Sent as `Authorization: Bearer` with every request of `get`/`post`.
+    pub token: String,
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<Result<(), mlops_runtime::LifecycleError>>>,
     pub client: reqwest::Client,
@@ -137,6 +144,7 @@ impl TestGateway {
         Self {
             http,
             admin,
+            token: token.to_string(),
             shutdown,
             task: Some(task),
             client: reqwest::Client::new(),
@@ -147,6 +155,7 @@ impl TestGateway {
         let response = self
             .client
             .get(format!("{}{path}", self.http))
+            .bearer_auth(&self.token)
             .send()
             .await
             .expect("GET");
@@ -157,6 +166,7 @@ impl TestGateway {
         let response = self
             .client
             .post(format!("{}{path}", self.http))
+            .bearer_auth(&self.token)
             .json(body)
             .send()
             .await

@@ -2,7 +2,7 @@
 tensors both ways) and with a plain JSON request, for the two scikit-learn
 models of sklearn_models.py; checks every score against scikit-learn's.
 
-Usage: triton_http.py HOST:PORT PIPELINE_MODEL FOREST_MODEL ROWS_JSON
+Usage: triton_http.py HOST:PORT TOKEN PIPELINE_MODEL FOREST_MODEL ROWS_JSON
 Prints one JSON line with the largest differences seen.
 """
 import json
@@ -12,19 +12,24 @@ import urllib.request
 import numpy as np
 import tritonclient.http as httpclient
 
-address, pipeline_name, forest_name, rows_path = sys.argv[1:5]
+address, token, pipeline_name, forest_name, rows_path = sys.argv[1:6]
 rows = json.loads(open(rows_path).read())
 client = httpclient.InferenceServerClient(url=address)
+# tritonclient adds Inference-Header-Content-Length to the headers dict it
+# is given, so every call gets a fresh one.
+def auth():
+    return {"Authorization": f"Bearer {token}"}
+
 
 assert client.is_server_live(), "server not live"
 assert client.is_server_ready(), "server not ready"
-metadata = client.get_server_metadata()
+metadata = client.get_server_metadata(headers=auth())
 assert "binary_tensor_data" in metadata["extensions"], metadata
 differences = {}
 
 # The pipeline: one input per column, the plan as BYTES.
-assert client.is_model_ready(pipeline_name)
-model = client.get_model_metadata(pipeline_name)
+assert client.is_model_ready(pipeline_name, headers=auth())
+model = client.get_model_metadata(pipeline_name, headers=auth())
 assert [i["name"] for i in model["inputs"]] == ["tenure", "usage", "plan"], model
 assert {o["name"]: o["datatype"] for o in model["outputs"]}["output_probability"] == "FP32", model
 n = len(rows["plan"])
@@ -37,7 +42,7 @@ for name, values, datatype in [
     tensor = httpclient.InferInput(name, list(values.shape), datatype)
     tensor.set_data_from_numpy(values)
     inputs.append(tensor)
-result = client.infer(pipeline_name, inputs)
+result = client.infer(pipeline_name, inputs, headers=auth())
 probabilities = result.as_numpy("output_probability")
 labels = result.as_numpy("output_label")
 want = np.array(rows["pipeline_probabilities"], dtype=np.float32)
@@ -54,7 +59,7 @@ body = json.dumps({"inputs": [
 ], "outputs": [{"name": "output_probability"}]}).encode()
 request = urllib.request.Request(
     f"http://{address}/v2/models/{pipeline_name}/infer", data=body,
-    headers={"Content-Type": "application/json"},
+    headers={"Content-Type": "application/json", **auth()},
 )
 with urllib.request.urlopen(request) as response:
     assert response.headers["Content-Type"] == "application/json"
@@ -64,12 +69,12 @@ differences["pipeline_json"] = float(np.abs(got - want).max())
 assert answer["model_version"] == version, answer
 
 # The forest: one float matrix.
-model = client.get_model_metadata(forest_name)
+model = client.get_model_metadata(forest_name, headers=auth())
 assert model["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 3]}], model
 matrix = np.array(rows["matrix"], dtype=np.float32)
 tensor = httpclient.InferInput("input", list(matrix.shape), "FP32")
 tensor.set_data_from_numpy(matrix)
-result = client.infer(forest_name, [tensor], outputs=[httpclient.InferRequestedOutput("output_probability")])
+result = client.infer(forest_name, [tensor], outputs=[httpclient.InferRequestedOutput("output_probability")], headers=auth())
 got = result.as_numpy("output_probability")
 want = np.array(rows["forest_probabilities"], dtype=np.float32)
 differences["forest_binary"] = float(np.abs(got - want).max())
@@ -78,9 +83,17 @@ differences["forest_binary"] = float(np.abs(got - want).max())
 try:
     tensor = httpclient.InferInput("wrong", [1, 3], "FP32")
     tensor.set_data_from_numpy(matrix[:1])
-    client.infer(forest_name, [tensor])
+    client.infer(forest_name, [tensor], headers=auth())
     raise SystemExit("an unknown input was accepted")
 except httpclient.InferenceServerException as error:
     assert "unknown input \"wrong\"" in error.message(), error.message()
+
+
+# Without the token, the client gets the server's 401 message.
+try:
+    client.get_model_metadata(forest_name)
+    raise SystemExit("a call without a token was answered")
+except httpclient.InferenceServerException as error:
+    assert "Bearer" in error.message(), error.message()
 
 print(json.dumps(differences))
