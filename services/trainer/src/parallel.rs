@@ -57,28 +57,7 @@ where
     T: Send,
     F: Fn(usize) -> T + Sync,
 {
-    let n = out.len();
-    let ranges = ranges(n, parts_for(n));
-    let threads = threads().min(ranges.len());
-    if threads <= 1 {
-        for (i, slot) in out.iter_mut().enumerate() {
-            *slot = f(i);
-        }
-        return;
-    }
-    std::thread::scope(|scope| {
-        let mut rest = out;
-        for range in ranges {
-            let (part, tail) = rest.split_at_mut(range.len());
-            rest = tail;
-            let f = &f;
-            scope.spawn(move || {
-                for (slot, i) in part.iter_mut().zip(range) {
-                    *slot = f(i);
-                }
-            });
-        }
-    });
+    update(out, |i, slot| *slot = f(i));
 }
 
 /// Calls `f(i, &mut out[i])` for every index, the parts on their own threads.
