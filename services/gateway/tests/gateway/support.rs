@@ -59,16 +59,27 @@ impl World {
         version.version
     }
 
+    /// Points `alias` at `version`, retrying while the registry answers
+    /// UNAVAILABLE ("retry later": its database was busy).
     pub async fn set_alias(&mut self, name: &str, alias: &str, version: i64) {
-        self.admin
-            .raw()
-            .set_alias(pb::SetAliasRequest {
-                model_name: name.into(),
-                alias: alias.into(),
-                version,
-            })
-            .await
-            .expect("set alias");
+        for attempt in 1.. {
+            let set = self
+                .admin
+                .raw()
+                .set_alias(pb::SetAliasRequest {
+                    model_name: name.into(),
+                    alias: alias.into(),
+                    version,
+                })
+                .await;
+            match set {
+                Ok(_) => return,
+                Err(status) if status.code() == tonic::Code::Unavailable && attempt < 10 => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(status) => panic!("set alias: {status}"),
+            }
+        }
     }
 
     pub async fn gateway(&self, extra: &[(&str, &str)]) -> TestGateway {
