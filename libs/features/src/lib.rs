@@ -13,15 +13,17 @@
 //! and the six before it. Nothing looks past the as-of day.
 //!
 //! A [`FeatureRow`] (the features with the subscriber and day) converts to and
-//! from Arrow ([`row`]). The gold tables' specs live with the other table
+//! from Arrow ([`row`]), and to a model's input ([`input`]). The gold tables' specs live with the other table
 //! specs in `mlops-lake`, so this crate needs Arrow but no lake stack.
 
 pub mod activity;
+pub mod input;
 pub mod profile;
 pub mod row;
 pub mod vector;
 
 pub use activity::DailyActivity;
+pub use input::InputLayout;
 pub use profile::Profile;
 pub use row::FeatureRow;
 pub use vector::{

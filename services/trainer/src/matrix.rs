@@ -1,8 +1,10 @@
 //! The model input: `libs/features`' columns in its order, then region and
-//! plan one-hot (`region=<value>`, `plan=<value>`, vocabularies sorted). An
-//! unknown or new category is all zeros; an unknown number is NaN.
+//! plan one-hot (`region=<value>`, `plan=<value>`, vocabularies sorted), as
+//! `mlops_features::input` defines them for the gateway too. An unknown or
+//! new category is all zeros; an unknown number is NaN.
 
 use mlops_features::FEATURES;
+use mlops_features::input::{self, plan_column, region_column};
 use sha2::{Digest, Sha256};
 
 use crate::dataset::{Example, FEATURE_COUNT, Role, Snapshot};
@@ -10,8 +12,8 @@ use crate::dataset::{Example, FEATURE_COUNT, Role, Snapshot};
 /// Model input column names, in order.
 pub fn columns(snapshot: &Snapshot) -> Vec<String> {
     let mut names: Vec<String> = FEATURES.iter().map(|f| f.name.to_string()).collect();
-    names.extend(snapshot.regions.iter().map(|r| format!("region={r}")));
-    names.extend(snapshot.plans.iter().map(|p| format!("plan={p}")));
+    names.extend(snapshot.regions.iter().map(|r| region_column(r)));
+    names.extend(snapshot.plans.iter().map(|p| plan_column(p)));
     names
 }
 
@@ -125,17 +127,13 @@ pub fn build_named(
     let sources = names
         .iter()
         .map(|name| {
-            if let Some(i) = FEATURES.iter().position(|f| f.name == name) {
-                Ok(Source::Feature(i))
-            } else if let Some(value) = name.strip_prefix("region=") {
-                Ok(Source::Region(index_of(&snapshot.regions, value)))
-            } else if let Some(value) = name.strip_prefix("plan=") {
-                Ok(Source::Plan(index_of(&snapshot.plans, value)))
-            } else {
-                Err(format!("input column {name:?} is not a gold feature"))
-            }
+            Ok(match input::Source::of(name)? {
+                input::Source::Feature(i) => Source::Feature(i),
+                input::Source::Region(value) => Source::Region(index_of(&snapshot.regions, &value)),
+                input::Source::Plan(value) => Source::Plan(index_of(&snapshot.plans, &value)),
+            })
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, String>>()?;
     let mut matrix = Matrix {
         width: names.len(),
         ..Matrix::default()
