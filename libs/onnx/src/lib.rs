@@ -11,6 +11,7 @@
 //! `[-1, 2]` (no `ZipMap`); the positive class is column 1.
 
 pub mod model;
+pub mod reference;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -1,62 +1,13 @@
-//! Reference distributions of a model's inputs and score on its training
-//! rows, so the gateway can measure drift against what the model learnt on.
-//!
-//! Stored in the ONNX file's `metadata_props` under
-//! [`REFERENCE_METADATA_KEY`] as JSON:
-//!
-//! ```json
-//! {"format": 1, "rows": 123456,
-//!  "columns": [{"name": "calls_7d", "edges": [3.0, 7.0], "counts": [10, 20, 5], "missing": 0}],
-//!  "score": {"name": "score", "edges": [0.1, ..., 0.9], "counts": [...], "missing": 0}}
-//! ```
-//!
-//! Bin `i` holds the values `v` with `edges[i-1] <= v < edges[i]` (the first
-//! bin is everything below `edges[0]`, the last everything from the last
-//! edge up); unknown values are counted in `missing`. Input columns use up
-//! to ten quantile bins of the training rows; the score uses ten fixed bins.
+//! The reference distributions of a model's inputs and score on its fit
+//! rows (`mlops_onnx::reference` defines the format; the gateway reads it):
+//! input columns use up to ten quantile bins of the training rows, the score
+//! ten fixed bins.
 
-use serde::{Deserialize, Serialize};
+pub use mlops_onnx::reference::{Histogram, REFERENCE_METADATA_KEY, Reference};
 
 use crate::matrix::Matrix;
 
-pub const REFERENCE_METADATA_KEY: &str = "reference_distribution";
 const QUANTILE_BINS: usize = 10;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Histogram {
-    pub name: String,
-    pub edges: Vec<f64>,
-    pub counts: Vec<u64>,
-    pub missing: u64,
-}
-
-impl Histogram {
-    fn count(name: &str, edges: Vec<f64>, values: impl Iterator<Item = f64>) -> Self {
-        let mut counts = vec![0u64; edges.len() + 1];
-        let mut missing = 0;
-        for v in values {
-            if v.is_nan() {
-                missing += 1;
-            } else {
-                counts[edges.partition_point(|e| *e <= v)] += 1;
-            }
-        }
-        Self {
-            name: name.to_string(),
-            edges,
-            counts,
-            missing,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Reference {
-    pub format: u32,
-    pub rows: u64,
-    pub columns: Vec<Histogram>,
-    pub score: Histogram,
-}
 
 /// The distributions of `matrix`'s columns (named `columns`) and of
 /// `scores` (probabilities of the same rows).
