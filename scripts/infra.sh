@@ -52,6 +52,7 @@ install_all() {
   install_azurite
   ensure_python_requirements "$REPO_ROOT/scripts/requirements-test.txt"
   ensure_python_requirements "$REPO_ROOT/scripts/requirements-triton.txt" "$MLOPS_TRITON_VENV"
+  ensure_python_requirements "$REPO_ROOT/scripts/requirements-schemathesis.txt" "$MLOPS_SCHEMATHESIS_VENV"
 }
 
 wait_for_port() {
@@ -159,6 +160,7 @@ export TEST_AZURE_ACCOUNT=$AZURITE_ACCOUNT
 export TEST_AZURE_KEY='$AZURITE_KEY'
 export TEST_PYTHON=$MLOPS_VENV/bin/python
 export TEST_TRITON_PYTHON=$MLOPS_TRITON_VENV/bin/python
+export TEST_SCHEMATHESIS=$MLOPS_SCHEMATHESIS_VENV/bin/schemathesis
 export ORT_DYLIB_PATH=$(ort_library)
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 ENV

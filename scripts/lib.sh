@@ -8,8 +8,9 @@ MLOPS_VENV="${MLOPS_VENV:-$MLOPS_CACHE_DIR/venv}"
 # tritonclient pins protobuf < 7, which the registry's gRPC tools cannot
 # share a venv with.
 MLOPS_TRITON_VENV="${MLOPS_TRITON_VENV:-$MLOPS_CACHE_DIR/venv-triton}"
+MLOPS_SCHEMATHESIS_VENV="${MLOPS_SCHEMATHESIS_VENV:-$MLOPS_CACHE_DIR/venv-schemathesis}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$MLOPS_CACHE_DIR/target}"
-export MLOPS_CACHE_DIR MLOPS_VENV MLOPS_TRITON_VENV REPO_ROOT
+export MLOPS_CACHE_DIR MLOPS_VENV MLOPS_TRITON_VENV MLOPS_SCHEMATHESIS_VENV REPO_ROOT
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -8,18 +8,26 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = [
+    let platform = [
         "mlops/events/v1/events.proto",
         "mlops/registry/v1/registry.proto",
     ];
+    let inference = ["inference/grpc_service.proto"];
     println!("cargo:rerun-if-changed={}", root.display());
 
-    let descriptors = protox::compile(files, [&root])?;
+    // One descriptor set per server, so each reflects only what it serves.
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let inference_descriptors = protox::compile(inference, [&root])?;
+    std::fs::write(
+        out_dir.join("inference_descriptor.bin"),
+        inference_descriptors.encode_to_vec(),
+    )?;
+    let mut descriptors = protox::compile(platform, [&root])?;
     std::fs::write(
         out_dir.join("mlops_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    descriptors.file.extend(inference_descriptors.file);
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
@@ -28,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_transport(false)
         // Artifact chunks pass through without a copy.
         .bytes(".mlops.registry.v1")
+        .bytes(".inference")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -21,7 +21,19 @@ pub mod registry {
     }
 }
 
-/// Encoded `FileDescriptorSet` of every file in `proto/` (and its imports), for
+/// The Open Inference Protocol's gRPC binding (KServe's and Triton's package
+/// name, kept for wire compatibility).
+pub mod inference {
+    #![allow(clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/inference.rs"));
+}
+
+/// Encoded `FileDescriptorSet` of the `inference` package, for the
+/// gateway's gRPC server reflection.
+pub const INFERENCE_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/inference_descriptor.bin"));
+
+/// Encoded `FileDescriptorSet` of every `mlops` file in `proto/` (and its imports), for
 /// gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/mlops_descriptor.bin"));

@@ -1,5 +1,6 @@
-//! The gateway service: the HTTP listener bound at build, then the follower
-//! (registry aliases → loaded models) and the server run until shutdown.
+//! The gateway service: the HTTP and gRPC listeners bound at build, then the
+//! follower (registry aliases → loaded models) and both servers run until
+//! shutdown.
 
 use std::sync::Arc;
 
@@ -9,13 +10,16 @@ use mlops_runtime::{Probes, Readiness, Service, Shutdown};
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::api::{self, ApiState};
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
 use crate::events;
 use crate::follow::{self, Follower};
+use crate::grpc::{self, InferenceService};
 use crate::metrics::GatewayMetrics;
 use crate::models::ModelStore;
 use crate::oip::{self, ApiError, OipState};
+use crate::online::{FeatureMetrics, OnlineFeatures};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,14 +34,18 @@ pub enum Error {
     },
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("{0}")]
+    Grpc(String),
 }
 
 pub struct App {
     config: GatewayConfig,
     listener: TcpListener,
+    grpc: TcpListener,
     store: Arc<ModelStore>,
     follower: Arc<Follower>,
     metrics: GatewayMetrics,
+    features: Arc<OnlineFeatures>,
     readiness: Readiness,
 }
 
@@ -45,6 +53,11 @@ impl App {
     /// Where the HTTP server listens (the port the OS chose for port 0).
     pub fn http_addr(&self) -> std::net::SocketAddr {
         self.listener.local_addr().unwrap_or(self.config.http_addr)
+    }
+
+    /// Where the gRPC server listens.
+    pub fn grpc_addr(&self) -> std::net::SocketAddr {
+        self.grpc.local_addr().unwrap_or(self.config.grpc_addr)
     }
 
     pub fn store(&self) -> &Arc<ModelStore> {
@@ -57,17 +70,27 @@ impl Service for App {
     type Config = GatewayConfig;
     type Error = Error;
 
-    /// Loads ONNX Runtime and binds the HTTP listener; the registry is not
-    /// contacted yet.
+    /// Loads ONNX Runtime and binds the HTTP and gRPC listeners; the
+    /// registry is not contacted yet.
     async fn build(config: GatewayConfig, probes: Probes<'_>) -> Result<Self, Error> {
         mlops_onnx::init(&config.onnx_runtime)?;
         let metrics = GatewayMetrics::default();
         metrics.register(probes.metrics);
+        let feature_metrics = FeatureMetrics::default();
+        feature_metrics.register(probes.metrics);
+        let features = Arc::new(OnlineFeatures::new(config.lake.clone(), feature_metrics));
         let listener = TcpListener::bind(config.http_addr)
             .await
             .map_err(|source| Error::Bind {
                 what: "the HTTP server",
                 addr: config.http_addr,
+                source,
+            })?;
+        let grpc = TcpListener::bind(config.grpc_addr)
+            .await
+            .map_err(|source| Error::Bind {
+                what: "the gRPC server",
+                addr: config.grpc_addr,
                 source,
             })?;
         let store = Arc::new(ModelStore::new(&config.models));
@@ -85,9 +108,11 @@ impl Service for App {
         Ok(Self {
             config,
             listener,
+            grpc,
             store,
             follower,
             metrics,
+            features,
             readiness: probes.readiness,
         })
     }
@@ -96,9 +121,11 @@ impl Service for App {
         let Self {
             config,
             listener,
+            grpc: grpc_listener,
             store,
             follower,
             metrics,
+            features,
             readiness,
         } = self;
         readiness.set_detail(store.report());
@@ -113,6 +140,7 @@ impl Service for App {
                 shutdown.clone(),
             ))
         });
+        let refreshing = tokio::spawn(features.clone().run(config.features_poll, shutdown.clone()));
         let state = OipState {
             store,
             follower,
@@ -123,15 +151,30 @@ impl Service for App {
         let auth = config
             .auth
             .map(|ttl| Arc::new(Authenticator::new(config.registry_url.clone(), ttl)));
-        let router = Router::new().merge(oip::router(state, auth)).fallback(
-            |uri: axum::http::Uri| async move {
+        let grpc_addr = grpc_listener.local_addr().map_err(Error::Serve)?;
+        let grpc_served = tokio::spawn(grpc::serve(
+            grpc_listener,
+            InferenceService::new(state.clone(), auth.clone()),
+            config.max_request_bytes,
+            shutdown.clone(),
+        ));
+        info!(addr = %grpc_addr, "serving inference.GRPCInferenceService");
+        let api_state = ApiState {
+            oip: state.clone(),
+            features,
+            model: config.churn_model.as_str().into(),
+            rankings: Default::default(),
+        };
+        let router = Router::new()
+            .merge(oip::router(state, auth.clone()))
+            .merge(api::router(api_state, auth))
+            .fallback(|uri: axum::http::Uri| async move {
                 ApiError::new(
                     axum::http::StatusCode::NOT_FOUND,
                     format!("no such endpoint: {}", uri.path()),
                 )
-            },
-        );
-        info!(addr = %listener.local_addr().map_err(Error::Serve)?, "serving the Open Inference Protocol under /v2");
+            });
+        info!(addr = %listener.local_addr().map_err(Error::Serve)?, "serving the Open Inference Protocol under /v2 and the churn API under /api/v1");
         let served = axum::serve(listener, router)
             .with_graceful_shutdown({
                 let shutdown = shutdown.clone();
@@ -140,10 +183,15 @@ impl Service for App {
             .await
             .map_err(Error::Serve);
         shutdown.trigger();
+        let grpc_served = grpc_served
+            .await
+            .map_err(|e| Error::Grpc(format!("the gRPC server task failed: {e}")))
+            .and_then(|served| served.map_err(Error::Grpc));
         let _ = following.await;
+        let _ = refreshing.await;
         if let Some(events) = events {
             let _ = events.await;
         }
-        served
+        served.and(grpc_served)
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mlops_bus::KafkaSettings;
+use mlops_lake::LakeLocation;
 use mlops_runtime::{ConfigError, EnvReader, ServiceConfig, TelemetryConfig};
 use secrecy::SecretString;
 
@@ -13,6 +14,9 @@ pub struct GatewayConfig {
     /// `GATEWAY_HTTP_ADDR`, default `0.0.0.0:8080`: the Open Inference
     /// Protocol under `/v2`.
     pub http_addr: SocketAddr,
+    /// `GATEWAY_GRPC_ADDR`, default `0.0.0.0:8081`: the protocol's gRPC
+    /// binding (`inference.GRPCInferenceService`), with health and reflection.
+    pub grpc_addr: SocketAddr,
     /// `GATEWAY_MODELS`, default `churn`: registered models to serve, by
     /// their `@champion` (and `@challenger` when set).
     pub models: Vec<String>,
@@ -37,6 +41,16 @@ pub struct GatewayConfig {
     pub sessions_per_model: usize,
     /// `GATEWAY_MAX_REQUEST_BYTES` (16 MiB): larger request bodies get 413.
     pub max_request_bytes: usize,
+    /// `GATEWAY_CHURN_MODEL` (the first of `GATEWAY_MODELS`): the model
+    /// whose champion the churn API (`/api/v1`) scores with; it must be in
+    /// `GATEWAY_MODELS`.
+    pub churn_model: String,
+    /// `LAKE_URL`, default `data/lake`: where the online features
+    /// (`gold/subscriber_features_latest`) are read from.
+    pub lake: LakeLocation,
+    /// `GATEWAY_FEATURES_POLL_SECONDS` (10): how often the online features'
+    /// Delta version is checked.
+    pub features_poll: Duration,
     /// `ORT_DYLIB_PATH` (required): the ONNX Runtime library.
     pub onnx_runtime: PathBuf,
     /// `ADMIN_ADDR`, default `0.0.0.0:9106`.
@@ -47,6 +61,7 @@ pub struct GatewayConfig {
 impl GatewayConfig {
     pub fn from_env(env: &mut EnvReader) -> Result<Self, ConfigError> {
         let http_addr = env.parse("GATEWAY_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)));
+        let grpc_addr = env.parse("GATEWAY_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 8081)));
         let mut models: Vec<String> = Vec::new();
         for name in env.string("GATEWAY_MODELS", "churn").split(',') {
             let name = name.trim();
@@ -97,6 +112,19 @@ impl GatewayConfig {
                 None
             }
         };
+        let churn_model = env
+            .optional("GATEWAY_CHURN_MODEL")
+            .map(|m| m.trim().to_string())
+            .or_else(|| models.first().cloned())
+            .unwrap_or_default();
+        if !models.is_empty() && !models.contains(&churn_model) {
+            env.problem(format!(
+                "GATEWAY_CHURN_MODEL={churn_model:?} is not one of GATEWAY_MODELS ({})",
+                models.join(", ")
+            ));
+        }
+        let lake = env.value::<LakeLocation>("LAKE_URL", "data/lake");
+        let features_poll = env.parse("GATEWAY_FEATURES_POLL_SECONDS", 10u64).max(1);
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let sessions_per_model = env.parse("GATEWAY_SESSIONS_PER_MODEL", cores).max(1);
         let max_request_bytes = env.parse("GATEWAY_MAX_REQUEST_BYTES", 16usize << 20);
@@ -112,6 +140,7 @@ impl GatewayConfig {
         env.finish()?;
         Ok(Self {
             http_addr,
+            grpc_addr,
             models,
             registry_url,
             registry_token: registry_token
@@ -121,6 +150,9 @@ impl GatewayConfig {
             auth,
             sessions_per_model,
             max_request_bytes,
+            churn_model,
+            lake: lake.ok_or_else(|| ConfigError::invalid("LAKE_URL"))?,
+            features_poll: Duration::from_secs(features_poll),
             onnx_runtime: onnx_runtime.unwrap_or_default(),
             admin_addr,
             telemetry,
@@ -165,17 +197,24 @@ mod tests {
         assert_eq!(config.admin_addr.port(), 9106);
         assert_eq!(config.models, vec!["churn".to_string()]);
         assert_eq!(config.poll, Duration::from_secs(30));
+        assert_eq!(config.grpc_addr.port(), 8081);
+        assert_eq!(config.churn_model, "churn");
 
-        let error = GatewayConfig::from_env(&mut EnvReader::from_pairs(&[(
-            "GATEWAY_MODELS",
-            "churn, bad name",
-        )]))
+        let error = GatewayConfig::from_env(&mut EnvReader::from_pairs(&[
+            ("GATEWAY_MODELS", "churn, bad name"),
+            ("GATEWAY_CHURN_MODEL", "retention"),
+        ]))
         .expect_err("missing token and runtime, bad name")
         .to_string();
         assert!(error.contains("GATEWAY_REGISTRY_TOKEN"), "{error}");
         assert!(error.contains("ORT_DYLIB_PATH"), "{error}");
         assert!(
             error.contains("\"bad name\" is not a model name"),
+            "{error}"
+        );
+        assert!(
+            error
+                .contains("GATEWAY_CHURN_MODEL=\"retention\" is not one of GATEWAY_MODELS (churn)"),
             "{error}"
         );
     }

@@ -10,9 +10,30 @@ use prometheus_client::registry::Registry;
 
 pub use mlops_runtime::metrics::{Labels, label};
 
+/// The binding a request came in on.
+#[derive(Clone, Copy, Debug)]
+pub enum Protocol {
+    /// The Open Inference Protocol over REST.
+    Rest,
+    /// The Open Inference Protocol over gRPC.
+    Grpc,
+    /// The churn scoring API, `/api/v1`.
+    Api,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rest => "rest",
+            Self::Grpc => "grpc",
+            Self::Api => "api",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct GatewayMetrics {
-    /// Inference requests by model, version and HTTP status.
+    /// Inference requests by model, version, protocol and status.
     pub requests: Family<Labels, Counter>,
     /// Inference latency by model, from the request to the response body.
     pub latency: Family<Labels, Histogram, fn() -> Histogram>,
@@ -51,7 +72,7 @@ impl GatewayMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "gateway_inference_requests",
-            "Inference requests by model, version and HTTP status",
+            "Inference requests by model, version, protocol (rest, grpc, api) and status (HTTP status or gRPC code)",
             self.requests.clone(),
         );
         registry.register(
@@ -90,12 +111,22 @@ impl GatewayMetrics {
         self.events.inc();
     }
 
-    pub fn request(&self, model: &str, version: &str, status: u16, elapsed: Duration) {
+    /// One inference request; `status` is the HTTP status (REST) or the
+    /// gRPC code's name (gRPC).
+    pub fn request(
+        &self,
+        model: &str,
+        version: &str,
+        protocol: Protocol,
+        status: &str,
+        elapsed: Duration,
+    ) {
         self.requests
             .get_or_create(&vec![
                 ("model".into(), model.into()),
                 ("version".into(), version.into()),
-                ("status".into(), status.to_string()),
+                ("protocol".into(), protocol.as_str().into()),
+                ("status".into(), status.into()),
             ])
             .inc();
         self.latency

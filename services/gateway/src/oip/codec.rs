@@ -77,22 +77,8 @@ pub fn decode_request(body: &[u8], header_length: Option<usize>) -> Result<Infer
     let mut inputs = Vec::with_capacity(header.inputs.len());
     for (i, input) in header.inputs.into_iter().enumerate() {
         let field = format!("inputs[{i}] ({:?})", input.name);
-        let datatype = DataType::parse(&input.datatype).ok_or_else(|| {
-            format!(
-                "{field}.datatype: {:?} is not a supported datatype ({})",
-                input.datatype,
-                DataType::ALL.map(DataType::name).join(", ")
-            )
-        })?;
-        let shape: Vec<usize> = input
-            .shape
-            .iter()
-            .map(|&d| usize::try_from(d).map_err(|_| format!("{field}.shape: {d} is too large")))
-            .collect::<Result<_, _>>()?;
-        let elements = shape
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| format!("{field}.shape: {shape:?} has too many elements"))?;
+        let datatype = parse_datatype(&field, &input.datatype)?;
+        let (shape, elements) = parse_shape(&field, &input.shape)?;
         let data = match (input.parameters.get(BINARY_DATA_SIZE), input.data) {
             (Some(size), None) => {
                 let size = size
@@ -121,12 +107,7 @@ pub fn decode_request(body: &[u8], header_length: Option<usize>) -> Result<Infer
             }
             (None, None) => return Err(format!("{field}.data is missing")),
         };
-        if data.len() != elements {
-            return Err(format!(
-                "{field}: shape {shape:?} holds {elements} values but {} were given",
-                data.len()
-            ));
-        }
+        check_length(&field, &shape, elements, &data)?;
         inputs.push(NamedTensor {
             name: input.name,
             shape,
@@ -157,6 +138,52 @@ pub fn decode_request(body: &[u8], header_length: Option<usize>) -> Result<Infer
         outputs,
         binary_by_default,
     })
+}
+
+/// The datatype an input names; `field` says which input, for the error.
+pub fn parse_datatype(field: &str, name: &str) -> Result<DataType, String> {
+    DataType::parse(name).ok_or_else(|| {
+        format!(
+            "{field}.datatype: {name:?} is not a supported datatype ({})",
+            DataType::ALL.map(DataType::name).join(", ")
+        )
+    })
+}
+
+/// An input's shape and how many elements it holds.
+pub fn parse_shape<D>(field: &str, dims: &[D]) -> Result<(Vec<usize>, usize), String>
+where
+    D: Copy + std::fmt::Display + TryInto<usize>,
+{
+    let shape: Vec<usize> = dims
+        .iter()
+        .map(|&d| {
+            d.try_into()
+                .map_err(|_| format!("{field}.shape: {d} is not a dimension size"))
+        })
+        .collect::<Result<_, _>>()?;
+    let elements = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("{field}.shape: {shape:?} has too many elements"))?;
+    Ok((shape, elements))
+}
+
+/// The data holds exactly the elements the shape says.
+pub fn check_length(
+    field: &str,
+    shape: &[usize],
+    elements: usize,
+    data: &TensorData,
+) -> Result<(), String> {
+    if data.len() == elements {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field}: shape {shape:?} holds {elements} values but {} were given",
+            data.len()
+        ))
+    }
 }
 
 fn flag(parameters: &Map<String, Value>, key: &str) -> bool {
@@ -237,7 +264,8 @@ fn flatten(value: Value, out: &mut Vec<Value>) {
     }
 }
 
-fn decode_binary(datatype: DataType, bytes: &[u8]) -> Result<TensorData, String> {
+/// Decodes a tensor's little-endian bytes (`BYTES`: length-prefixed).
+pub fn decode_binary(datatype: DataType, bytes: &[u8]) -> Result<TensorData, String> {
     if datatype == DataType::Bytes {
         let mut out = Vec::new();
         let mut rest = bytes;
@@ -287,7 +315,8 @@ fn decode_binary(datatype: DataType, bytes: &[u8]) -> Result<TensorData, String>
     })
 }
 
-fn encode_binary(data: &TensorData, out: &mut Vec<u8>) {
+/// Appends a tensor's elements as `decode_binary` reads them.
+pub fn encode_binary(data: &TensorData, out: &mut Vec<u8>) {
     match data {
         TensorData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
         TensorData::Uint8(v) => out.extend_from_slice(v),

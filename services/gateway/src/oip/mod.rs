@@ -19,55 +19,12 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::auth::Authenticator;
-use crate::follow::{Follower, Refreshed};
-use crate::metrics::GatewayMetrics;
-use crate::models::{Lookup, ModelStore};
+use crate::metrics::Protocol;
+pub use crate::serving::{ApiError, OipState};
+use crate::serving::{EXTENSIONS, PLATFORM};
 
 /// The binary tensor extension's header: the JSON part's length.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
-
-/// Extensions this server implements, as `GET /v2` lists them.
-pub const EXTENSIONS: [&str; 2] = ["binary_tensor_data", "model_repository"];
-
-#[derive(Clone)]
-pub struct OipState {
-    pub store: Arc<ModelStore>,
-    pub follower: Arc<Follower>,
-    pub metrics: GatewayMetrics,
-    pub max_request_bytes: usize,
-    /// `GATEWAY_MODELS`: followed even while nothing is loaded.
-    pub configured: Arc<Vec<String>>,
-}
-
-/// `{"error": message}` with a status.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-}
-
-impl From<Lookup> for ApiError {
-    fn from(lookup: Lookup) -> Self {
-        let status = match lookup {
-            Lookup::UnknownModel(_) | Lookup::UnknownVersion { .. } => StatusCode::NOT_FOUND,
-            Lookup::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Self::new(status, lookup.to_string())
-    }
-}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -157,20 +114,14 @@ fn metadata(
     model: &str,
     version: Option<&str>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let loaded = state.store.resolve(model, version)?;
+    let described = state.describe(model, version)?;
     let tensor = |s: &mlops_onnx::model::TensorSpec| json!({ "name": s.name, "datatype": s.datatype.name(), "shape": s.shape });
-    let versions: Vec<String> = state
-        .store
-        .versions(model)
-        .iter()
-        .map(i64::to_string)
-        .collect();
     Ok(axum::Json(json!({
         "name": model,
-        "versions": versions,
-        "platform": "onnxruntime_onnx",
-        "inputs": loaded.model.inputs().iter().map(tensor).collect::<Vec<_>>(),
-        "outputs": loaded.model.outputs().map(tensor).collect::<Vec<_>>(),
+        "versions": described.versions,
+        "platform": PLATFORM,
+        "inputs": described.inputs.iter().map(tensor).collect::<Vec<_>>(),
+        "outputs": described.outputs.iter().map(tensor).collect::<Vec<_>>(),
     })))
 }
 
@@ -193,10 +144,10 @@ fn readiness(
     model: &str,
     version: Option<&str>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let loaded = state.store.resolve(model, version)?;
+    let served = state.ready_version(model, version)?;
     Ok(axum::Json(json!({
         "name": model,
-        "version": loaded.version.to_string(),
+        "version": served.to_string(),
         "ready": true,
     })))
 }
@@ -235,7 +186,8 @@ async fn run_inference(
     state.metrics.request(
         &model,
         &served_version,
-        response.status().as_u16(),
+        Protocol::Rest,
+        response.status().as_str(),
         started.elapsed(),
     );
     response
@@ -260,7 +212,8 @@ async fn infer_response(
                 })?,
         ),
     };
-    let loaded = state.store.resolve(model, version)?;
+    // An unknown model is a 404 before the body is read.
+    state.ready_version(model, version)?;
     let body: Bytes = axum::body::to_bytes(body, state.max_request_bytes)
         .await
         .map_err(|_| {
@@ -274,13 +227,7 @@ async fn infer_response(
         })?;
     let request = codec::decode_request(&body, header_length).map_err(ApiError::bad_request)?;
     let requested: Vec<String> = request.outputs.iter().map(|(n, _)| n.clone()).collect();
-    let outputs = loaded
-        .model
-        .run(request.inputs, &requested)
-        .map_err(|e| match e {
-            mlops_onnx::Error::Input(message) => ApiError::bad_request(message),
-            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-        })?;
+    let (loaded, outputs) = state.infer(model, version, request.inputs, &requested)?;
     let version = loaded.version.to_string();
     let encoded =
         codec::encode_response(model, &version, request.id.as_deref(), &outputs, |name| {
@@ -322,10 +269,8 @@ async fn repository_index(
             .unwrap_or(false)
     };
     let rows: Vec<Value> = state
-        .store
-        .index()
+        .index(only_ready)
         .into_iter()
-        .filter(|row| !only_ready || row.state == "READY")
         .map(|row| {
             json!({
                 "name": row.name,
@@ -342,54 +287,14 @@ async fn repository_load(
     State(state): State<OipState>,
     Path(model): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !crate::config::valid_model_name(&model) {
-        return Err(ApiError::bad_request(format!(
-            "{model:?} is not a model name"
-        )));
-    }
-    state.store.follow(&model);
-    let outcomes = state.follower.refresh(&model, true).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the registry cannot be reached: {e}"),
-        )
-    })?;
-    if state.store.resolve(&model, None).is_ok() {
-        return Ok(axum::Json(json!({})));
-    }
-    let failed = outcomes
-        .iter()
-        .any(|(_, o)| matches!(o, Refreshed::Failed { .. }));
-    let reason = state
-        .store
-        .index()
-        .into_iter()
-        .find(|row| row.name == model)
-        .map(|row| row.reason)
-        .unwrap_or_default();
-    if !failed && !state.configured.contains(&model) {
-        // Nothing to serve and not configured: not a model of this server.
-        state.store.forget(&model);
-    }
-    if failed {
-        Err(ApiError::bad_request(format!(
-            "failed to load {model:?}: {reason}"
-        )))
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("model {model:?} has no @champion or @challenger in the registry"),
-        ))
-    }
+    state.load(&model).await?;
+    Ok(axum::Json(json!({})))
 }
 
 async fn repository_unload(
     State(state): State<OipState>,
     Path(model): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if state.store.unload(&model) {
-        Ok(axum::Json(json!({})))
-    } else {
-        Err(Lookup::UnknownModel(model).into())
-    }
+    state.unload(&model)?;
+    Ok(axum::Json(json!({})))
 }

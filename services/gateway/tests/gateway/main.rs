@@ -1,12 +1,19 @@
 //! The gateway against a real registry (in-process, SQLite, local
 //! artifacts) and ONNX Runtime: the models it serves are the trainer's own
-//! exports, registered and promoted through the registry's API.
+//! exports, registered and promoted through the registry's API, and for the
+//! churn API a lake written by the real transform.
 
+#[path = "../../../transform/tests/support/mod.rs"]
+mod lake_support;
 #[path = "../../../model-registry/tests/support/mod.rs"]
 mod registry_support;
+#[path = "../../../trainer/tests/trainer/support.rs"]
+mod trainer_support;
 
 mod support;
 
+mod churn_api;
+mod grpc;
 mod repository;
 mod serving;
 mod sklearn;

@@ -1,5 +1,6 @@
 //! scikit-learn models exported by skl2onnx with its default options,
-//! registered with the `mlops` CLI, served, and driven by tritonclient.
+//! registered with the `mlops` CLI, served, and driven by tritonclient over
+//! REST and gRPC.
 
 use std::path::Path;
 
@@ -59,7 +60,7 @@ async fn register_champion(world: &World, name: &str, file: &Path) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scikit_learn_models_serve_tritonclient_and_plain_json() {
+async fn scikit_learn_models_serve_tritonclient_over_rest_and_grpc() {
     let world = World::new().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let dir_arg = dir.path().to_str().expect("utf-8 path");
@@ -89,8 +90,28 @@ async fn scikit_learn_models_serve_tritonclient_and_plain_json() {
             rows.to_str().expect("utf-8 path"),
         ],
     );
-    let differences: Value = serde_json::from_str(&output).expect("differences");
-    for check in ["pipeline_binary", "pipeline_json", "forest_binary"] {
+    let mut differences: Value = serde_json::from_str(&output).expect("differences");
+    let output = mlops_testkit::run_python_with(
+        "TEST_TRITON_PYTHON",
+        &[
+            &script("triton_grpc.py"),
+            gateway.grpc.trim_start_matches("http://"),
+            &gateway.token,
+            PIPELINE,
+            FOREST,
+            rows.to_str().expect("utf-8 path"),
+        ],
+    );
+    let grpc: Value = serde_json::from_str(&output).expect("gRPC differences");
+    differences["pipeline_grpc"] = grpc["pipeline_grpc"].clone();
+    differences["forest_grpc"] = grpc["forest_grpc"].clone();
+    for check in [
+        "pipeline_binary",
+        "pipeline_json",
+        "forest_binary",
+        "pipeline_grpc",
+        "forest_grpc",
+    ] {
         let d = differences[check].as_f64().expect(check);
         assert!(
             d < 1e-5,

@@ -122,6 +122,8 @@ pub fn expected(model: &LogisticModel, row: &[f32]) -> f32 {
 
 pub struct TestGateway {
     pub http: String,
+    /// `http://host:port` of the gRPC binding.
+    pub grpc: String,
     pub admin: SocketAddr,
     /// Sent as `Authorization: Bearer` with every request of `get`/`post`.
     pub token: String,
@@ -135,6 +137,7 @@ impl TestGateway {
         let ort = ort_library();
         let mut pairs: Vec<(&str, &str)> = vec![
             ("GATEWAY_HTTP_ADDR", "127.0.0.1:0"),
+            ("GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
             ("ADMIN_ADDR", "127.0.0.1:0"),
             ("REGISTRY_URL", registry_url),
             ("GATEWAY_REGISTRY_TOKEN", token),
@@ -149,11 +152,13 @@ impl TestGateway {
             .await
             .expect("gateway starts");
         let http = format!("http://{}", launched.service().http_addr());
+        let grpc = format!("http://{}", launched.service().grpc_addr());
         let admin = launched.admin_addr();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(launched.run(shutdown.clone()));
         Self {
             http,
+            grpc,
             admin,
             token: token.to_string(),
             shutdown,

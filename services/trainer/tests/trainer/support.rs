@@ -1,4 +1,6 @@
-//! A test world in gold and a trainer configuration pointing at it.
+//! A test world in gold and a trainer configuration pointing at it (also
+//! used by the gateway's tests, which need only part of it).
+#![allow(dead_code)]
 
 use std::sync::Arc;
 
