@@ -38,7 +38,7 @@ SERVICES = {
 REGISTRY, REGISTRY_GRPC_PORT = "model-registry", 50051
 TRANSFORM = "transform"
 TRAINER = "trainer"
-GATEWAY, GATEWAY_HTTP_PORT = "gateway", 8080
+GATEWAY, GATEWAY_HTTP_PORT, GATEWAY_GRPC_PORT = "gateway", 8080, 8081
 # Services that do not use Kafka: no KAFKA_* settings, no dependency on the broker.
 NO_KAFKA = {TRANSFORM, TRAINER}
 # The trainer's settings with the service's defaults, as the chart passes them.
@@ -60,11 +60,35 @@ TRAINER_DEFAULTS = {
 # (GATEWAY_SESSIONS_PER_MODEL is left out: the service counts the cores).
 GATEWAY_DEFAULTS = {
     "GATEWAY_HTTP_ADDR": f"0.0.0.0:{GATEWAY_HTTP_PORT}",
+    "GATEWAY_GRPC_ADDR": f"0.0.0.0:{GATEWAY_GRPC_PORT}",
     "GATEWAY_MODELS": "churn",
     "GATEWAY_POLL_SECONDS": "30",
     "GATEWAY_REGISTRY_EVENTS": "kafka",
     "REGISTRY_EVENTS_TOPIC": "registry.events.v1",
     "GATEWAY_MAX_REQUEST_BYTES": "16777216",
+    "GATEWAY_AUTH": "registry",
+    "GATEWAY_AUTH_CACHE_SECONDS": "60",
+    "GATEWAY_FEATURES_POLL_SECONDS": "10",
+}
+# The lake as global.lake hands it to the services that read it (trainer,
+# gateway): plain env, credentials by env -> (Secret, key), or the whole
+# Secret by envFrom; per render (umbrella defaults, ci/s3-, ci/azure-values).
+DEFAULT_LAKE: dict[str, Any] = {"env": {"LAKE_URL": "s3://lake/"}}
+S3_LAKE: dict[str, Any] = {
+    "env": {
+        "LAKE_URL": "s3://telecom-lake/prod/",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": "http://minio.storage:9000",
+        "AWS_ALLOW_HTTP": "true",
+    },
+    "keys": {
+        "AWS_ACCESS_KEY_ID": ("lake-s3-credentials", "access-key"),
+        "AWS_SECRET_ACCESS_KEY": ("lake-s3-credentials", "secret-key"),
+    },
+}
+AZURE_LAKE: dict[str, Any] = {
+    "env": {"LAKE_URL": "az://telecom-lake/bronze-root/", "AZURE_STORAGE_ACCOUNT_NAME": "telecomlake"},
+    "envFrom": [{"secretRef": {"name": "lake-azure-credentials"}}],
 }
 # The ONNX Runtime library the trainer and gateway images ship, and where.
 ORT_DIR = "/usr/local/lib/onnxruntime"
@@ -328,30 +352,37 @@ def workload(docs: list[dict[str, Any]], component: str) -> dict[str, Any]:
     return d
 
 
+def served_port_rules(
+    t: str, c: dict[str, Any], svc: dict[str, Any] | None, *served: tuple[str, int, str]
+) -> list[str]:
+    """Each served (name, port, env var), name http or grpc: the port on
+    container c and, with appProtocol `name`, on Service svc, with the env var
+    listening on it on every address; the Service also has `admin`."""
+    problems = []
+    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+    env = env_of(c)
+    svc_ports = {p["name"]: p for p in (svc or {"spec": {"ports": []}})["spec"]["ports"]}
+    for name, port, var in served:
+        if ports.get(name) != port:
+            problems.append(f"{t}: container port {name} is not {port}: {c.get('ports')!r}")
+        if env.get(var, {}).get("value") != f"0.0.0.0:{port}":
+            problems.append(f"{t}: {var} does not match the {name} port: {env.get(var)!r}")
+        sp = svc_ports.get(name, {})
+        if sp.get("port") != port or sp.get("targetPort") not in (name, port) or sp.get("appProtocol") != name:
+            problems.append(f"{t}: Service has no port {name} {port} (appProtocol {name}): {sp!r}")
+    if "admin" not in svc_ports:
+        problems.append(f"{t}: Service lacks the admin port")
+    return problems
+
+
 def registry_rules(docs: list[dict[str, Any]], migration_job: bool = True) -> list[str]:
     """The model registry: gRPC on the pod and the Service, the database URL
     from a Secret, and the migrations run by a hook Job before the Deployment
     changes (or by the pods at start when the Job is off)."""
-    problems = []
     c = container(docs, REGISTRY)
     env = env_of(c)
-    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
-    if ports.get("grpc") != REGISTRY_GRPC_PORT:
-        problems.append(f"{REGISTRY}: container port grpc is not {REGISTRY_GRPC_PORT}: {c.get('ports')!r}")
-    if env.get("REGISTRY_GRPC_ADDR", {}).get("value") != f"0.0.0.0:{REGISTRY_GRPC_PORT}":
-        addr = env.get("REGISTRY_GRPC_ADDR")
-        problems.append(f"{REGISTRY}: REGISTRY_GRPC_ADDR does not match the gRPC port: {addr!r}")
     svc = by_name(docs, "Service", REGISTRY)
-    svc_ports = {p["name"]: p for p in (svc or {"spec": {"ports": []}})["spec"]["ports"]}
-    grpc = svc_ports.get("grpc", {})
-    if (
-        grpc.get("port") != REGISTRY_GRPC_PORT
-        or grpc.get("targetPort") not in ("grpc", REGISTRY_GRPC_PORT)
-        or grpc.get("appProtocol") != "grpc"
-    ):
-        problems.append(f"{REGISTRY}: Service has no port grpc {REGISTRY_GRPC_PORT} (appProtocol grpc): {grpc!r}")
-    if "admin" not in svc_ports:
-        problems.append(f"{REGISTRY}: Service lacks the admin port")
+    problems = served_port_rules(REGISTRY, c, svc, ("grpc", REGISTRY_GRPC_PORT, "REGISTRY_GRPC_ADDR"))
     db = env.get("DATABASE_URL", {})
     db_ref = db.get("valueFrom", {}).get("secretKeyRef", {})
     if "value" in db or not db_ref.get("name") or not db_ref.get("key"):
@@ -571,6 +602,27 @@ def mount_of(c: dict[str, Any], path: str) -> dict[str, Any] | None:
     return next((m for m in mounts if (path + "/").startswith(m["mountPath"].rstrip("/") + "/")), None)
 
 
+def lake_env_rules(t: str, c: dict[str, Any], lake: dict[str, Any]) -> list[str]:
+    """Container c of t reads the lake as global.lake describes it (see
+    DEFAULT_LAKE): LAKE_URL and the storage settings as plain env, the
+    credentials by secretKeyRef or the whole Secret by envFrom, nothing of
+    the other cloud's."""
+    problems = []
+    env = env_of(c)
+    for k, v in lake["env"].items():
+        if env.get(k, {}).get("value") != v:
+            problems.append(f"{t}: env {k} is {env.get(k)!r}, expected {v!r}")
+    for k, (secret, key) in lake.get("keys", {}).items():
+        if env.get(k, {}).get("valueFrom", {}).get("secretKeyRef", {}) != {"name": secret, "key": key}:
+            problems.append(f"{t}: env {k} does not reference {secret}/{key}: {env.get(k)!r}")
+    if lake.get("envFrom") and c.get("envFrom") != lake["envFrom"]:
+        problems.append(f"{t}: envFrom is {c.get('envFrom')!r}, expected {lake['envFrom']!r}")
+    other = "AWS_" if lake["env"]["LAKE_URL"].startswith("az://") else "AZURE_"
+    if any(k.startswith(other) for k in env):
+        problems.append(f"{t}: {other}* env set, but the lake is {lake['env']['LAKE_URL']}")
+    return problems
+
+
 def token_file_rules(t: str, pod: dict[str, Any], c: dict[str, Any], var: str, secret: str, key: str) -> list[str]:
     """A registry token as a read-only, not world-readable file from key
     `key` of Secret `secret`, named by env var (a *_FILE variable); never an
@@ -608,17 +660,22 @@ def gateway_rules(
     hpa: tuple[int, int, int] | None = (2, 10, 70),
     replicas: int | None = None,
     pdb: dict[str, Any] | None = None,
+    auth: bool = True,
+    lake: dict[str, Any] = DEFAULT_LAKE,
 ) -> list[str]:
     """The gateway: a stateless Deployment running `gateway` with the Open
-    Inference Protocol port `http` beside `admin`, on the pod and the Service;
+    Inference Protocol ports `http` and `grpc` beside `admin`, on the pod and
+    the Service; registry tokens required of clients (`auth`:
+    GATEWAY_AUTH=registry with a cache time; False: off, no cache time);
     scaled by an autoscaling/v2 HorizontalPodAutoscaler on CPU (hpa: min, max,
     target %; the Deployment then sets no replica count) or a fixed `replicas`;
     a PodDisruptionBudget (`pdb`: its minAvailable or maxUnavailable, default
     maxUnavailable 1) whenever more than one pod runs; rolling updates that
     never go below the current count. Its registry token is a file from a
     Secret, never an env value; Kafka settings only while it follows the
-    registry's events (events_topic; None: GATEWAY_REGISTRY_EVENTS=off); no
-    lake, and the image's ONNX Runtime library."""
+    registry's events (events_topic; None: GATEWAY_REGISTRY_EVENTS=off); the
+    lake (for the churn API's online features) wired as for the trainer
+    (`lake`, see lake_env_rules), and the image's ONNX Runtime library."""
     problems = []
     g = GATEWAY
     deploy = by_name(docs, "Deployment", g)
@@ -632,25 +689,26 @@ def gateway_rules(
     if c.get("command") or c.get("args"):
         problems.append(f"{who}: runs command {c.get('command')!r} args {c.get('args')!r}, expected the image's `{g}`")
     env = env_of(c)
-    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
-    if ports.get("http") != GATEWAY_HTTP_PORT:
-        problems.append(f"{g}: container port http is not {GATEWAY_HTTP_PORT}: {c.get('ports')!r}")
-    if env.get("GATEWAY_HTTP_ADDR", {}).get("value") != f"0.0.0.0:{GATEWAY_HTTP_PORT}":
-        problems.append(f"{g}: GATEWAY_HTTP_ADDR does not match the http port: {env.get('GATEWAY_HTTP_ADDR')!r}")
-    svc = by_name(docs, "Service", g)
-    svc_ports = {p["name"]: p for p in (svc or {"spec": {"ports": []}})["spec"]["ports"]}
-    http = svc_ports.get("http", {})
-    if http.get("port") != GATEWAY_HTTP_PORT or http.get("targetPort") not in ("http", GATEWAY_HTTP_PORT):
-        problems.append(f"{g}: Service has no port http {GATEWAY_HTTP_PORT}: {http!r}")
-    if "admin" not in svc_ports:
-        problems.append(f"{g}: Service lacks the admin port")
+    problems += served_port_rules(
+        g,
+        c,
+        by_name(docs, "Service", g),
+        ("http", GATEWAY_HTTP_PORT, "GATEWAY_HTTP_ADDR"),
+        ("grpc", GATEWAY_GRPC_PORT, "GATEWAY_GRPC_ADDR"),
+    )
+    want_auth = "registry" if auth else "off"
+    if env.get("GATEWAY_AUTH", {}).get("value") != want_auth:
+        problems.append(f"{g}: GATEWAY_AUTH is {env.get('GATEWAY_AUTH')!r}, expected {want_auth!r}")
+    cache = env.get("GATEWAY_AUTH_CACHE_SECONDS")
+    if (auth and not (cache or {}).get("value", "").isdigit()) or (not auth and cache is not None):
+        problems.append(f"{g}: GATEWAY_AUTH_CACHE_SECONDS is {cache!r}, expected a number only while auth is on")
     strategy = deploy["spec"].get("strategy", {})
     if strategy.get("type") != "RollingUpdate" or strategy.get("rollingUpdate", {}).get("maxUnavailable") != 0:
         problems.append(f"{who}: strategy is {strategy!r}, expected RollingUpdate with maxUnavailable 0")
     for name in ("GATEWAY_MODELS", "REGISTRY_URL"):
         if not env.get(name, {}).get("value"):
             problems.append(f"{g}: env {name} is not set: {env.get(name)!r}")
-    for name in ("GATEWAY_POLL_SECONDS", "GATEWAY_MAX_REQUEST_BYTES"):
+    for name in ("GATEWAY_POLL_SECONDS", "GATEWAY_MAX_REQUEST_BYTES", "GATEWAY_FEATURES_POLL_SECONDS"):
         if not env.get(name, {}).get("value", "").isdigit():
             problems.append(f"{g}: env {name} is {env.get(name)!r}, expected a number")
     if not re.match(r"^https?://[^/\s]+:[0-9]+/?$", env.get("REGISTRY_URL", {}).get("value", "")):
@@ -665,9 +723,7 @@ def gateway_rules(
             problems.append(f"{g}: follows the registry's events without KAFKA_BROKERS")
     elif events != "off" or kafka_env or "REGISTRY_EVENTS_TOPIC" in env:
         problems.append(f"{g}: events off, but GATEWAY_REGISTRY_EVENTS is {events!r} with {kafka_env}")
-    for name in env:
-        if name == "LAKE_URL" or name.startswith(("AWS_", "AZURE_")):
-            problems.append(f"{g}: env {name} is set, but the gateway reads models from the registry only")
+    problems += lake_env_rules(g, c, lake)
     if "ORT_DYLIB_PATH" in env:
         problems.append(f"{g}: ORT_DYLIB_PATH is overridden; the image's library is the one it ships")
     problems += token_file_rules(g, pod, c, "GATEWAY_REGISTRY_TOKEN_FILE", secret, key)
@@ -788,6 +844,7 @@ def scenario_s3(docs: list[dict[str, Any]]) -> list[str]:
         events_topic="registry.events.prod.v1",
         hpa=(3, 20, 60),
         pdb={"minAvailable": 2},
+        lake=S3_LAKE,
     )
     problems += scenario_s3_gateway(docs, monitors.get(GATEWAY))
     for w in workloads(docs):
@@ -910,11 +967,8 @@ def scenario_s3_trainer(docs: list[dict[str, Any]], monitor: dict[str, Any] | No
     pod = pod_spec(deploy)
     c = pod["containers"][0]
     env = env_of(c)
+    problems += lake_env_rules(t, c, S3_LAKE)
     want_plain = {
-        "LAKE_URL": "s3://telecom-lake/prod/",
-        "AWS_REGION": "eu-west-1",
-        "AWS_ENDPOINT_URL": "http://minio.storage:9000",
-        "AWS_ALLOW_HTTP": "true",
         "REGISTRY_URL": "http://registry.mlops-models.svc:50051",
         "TRAINER_MODEL_NAME": "churn-prod",
         "TRAINER_HORIZON_DAYS": "60",
@@ -933,10 +987,6 @@ def scenario_s3_trainer(docs: list[dict[str, Any]], monitor: dict[str, Any] | No
     for k, v in want_plain.items():
         if env.get(k, {}).get("value") != v:
             problems.append(f"{t}: env {k} is {env.get(k)!r}, expected {v!r}")
-    for k, key in (("AWS_ACCESS_KEY_ID", "access-key"), ("AWS_SECRET_ACCESS_KEY", "secret-key")):
-        ref = env.get(k, {}).get("valueFrom", {}).get("secretKeyRef", {})
-        if ref != {"name": "lake-s3-credentials", "key": key}:
-            problems.append(f"{t}: env {k} does not reference lake-s3-credentials/{key}: {env.get(k)!r}")
     if c["image"] != "registry.example.com/mlops/mlops-trainer:1.2.5":
         problems.append(f"{t}: image is {c['image']}, expected the chart's own tag")
     if c["resources"].get("limits", {}).get("memory") != "12Gi":
@@ -964,6 +1014,8 @@ def scenario_s3_gateway(docs: list[dict[str, Any]], monitor: dict[str, Any] | No
         "GATEWAY_POLL_SECONDS": "15",
         "GATEWAY_SESSIONS_PER_MODEL": "4",
         "GATEWAY_MAX_REQUEST_BYTES": "33554432",
+        "GATEWAY_FEATURES_POLL_SECONDS": "5",
+        "GATEWAY_CHURN_MODEL": "churn-prod",
         "REGISTRY_EVENTS_TOPIC": "registry.events.prod.v1",
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
     }
@@ -1035,7 +1087,7 @@ def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
     problems += trainer_rules(docs, secret="registry-trainer-token")
     # The registry keeps its events in the outbox, so the gateway polls only,
     # on two fixed replicas.
-    problems += gateway_rules(docs, events_topic=None, hpa=None, replicas=2)
+    problems += gateway_rules(docs, events_topic=None, hpa=None, replicas=2, lake=AZURE_LAKE)
     cronjob = by_name(docs, "CronJob", TRAINER)
     if cronjob is not None:
         spec = cronjob["spec"]
@@ -1044,16 +1096,7 @@ def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
                 problems.append(f"{TRAINER}: CronJob {k} is {spec.get(k)!r}, expected {v!r}")
         if spec["jobTemplate"]["spec"].get("activeDeadlineSeconds") != 14400:
             problems.append(f"{TRAINER}: CronJob activeDeadlineSeconds is not 14400")
-        tc = pod_spec(cronjob)["containers"][0]
-        tenv = env_of(tc)
-        if tenv.get("LAKE_URL", {}).get("value") != "az://telecom-lake/bronze-root/":
-            problems.append(f"{TRAINER}: LAKE_URL is not the az:// URL")
-        if tenv.get("AZURE_STORAGE_ACCOUNT_NAME", {}).get("value") != "telecomlake" or any(
-            k.startswith("AWS_") for k in tenv
-        ):
-            problems.append(f"{TRAINER}: storage env is not the Azure lake's")
-        if tc.get("envFrom") != [{"secretRef": {"name": "lake-azure-credentials"}}]:
-            problems.append(f"{TRAINER}: envFrom is {tc.get('envFrom')!r}, expected the lake-azure-credentials Secret")
+        problems += lake_env_rules(TRAINER, pod_spec(cronjob)["containers"][0], AZURE_LAKE)
     return problems
 
 
@@ -1124,6 +1167,8 @@ def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
             problems.append(f"{GATEWAY}: env {k} is {genv.get(k)!r}, expected the default {v!r}")
     if "GATEWAY_SESSIONS_PER_MODEL" in genv:
         problems.append(f"{GATEWAY}: GATEWAY_SESSIONS_PER_MODEL is set; the default is the service's (the cores)")
+    if "GATEWAY_CHURN_MODEL" in genv:
+        problems.append(f"{GATEWAY}: GATEWAY_CHURN_MODEL is set; the default is the first of GATEWAY_MODELS")
     reg_topic = env_of(container(docs, REGISTRY)).get("REGISTRY_EVENTS_TOPIC", {}).get("value")
     if genv.get("REGISTRY_EVENTS_TOPIC", {}).get("value") != reg_topic:
         problems.append(f"{GATEWAY}: follows another topic than the registry's events topic {reg_topic!r}")
@@ -1221,7 +1266,7 @@ def compose_rules(root: Path) -> list[str]:
         env = svc.get("environment", {})
         if env.get("ADMIN_ADDR") != f"0.0.0.0:{port}" or env.get("LOG_FORMAT") != "json":
             problems.append(f"{s}: ADMIN_ADDR/LOG_FORMAT not set for containers")
-    for s in ("ingest", TRANSFORM, TRAINER):
+    for s in ("ingest", TRANSFORM, TRAINER, GATEWAY):
         env = services.get(s, {}).get("environment", {})
         lake = str(env.get("LAKE_URL", ""))
         if not lake.startswith("s3://lake") or env.get("AWS_ENDPOINT_URL") != "http://minio:9000":
@@ -1256,6 +1301,14 @@ def compose_rules(root: Path) -> list[str]:
     return problems
 
 
+def compose_port_rules(t: str, svc: dict[str, Any], var: str, port: int, what: str) -> list[str]:
+    """Service svc listens on port on every address (env var) and publishes it."""
+    ports = [str(p) for p in svc.get("ports", [])]
+    if svc.get("environment", {}).get(var) != f"0.0.0.0:{port}" or not any(p.endswith(f":{port}") for p in ports):
+        return [f"{t}: {what} must listen on and publish {port} ({var})"]
+    return []
+
+
 def compose_registry_rules(services: dict[str, Any]) -> list[str]:
     """The registry keeps its metadata in the stack's Postgres and its
     artifacts in a MinIO bucket that minio-init creates."""
@@ -1270,11 +1323,7 @@ def compose_registry_rules(services: dict[str, Any]) -> list[str]:
         problems.append(f"{REGISTRY}: must wait for postgres to be healthy (depends_on condition service_healthy)")
     if deps.get("minio-init", {}).get("condition") != "service_completed_successfully":
         problems.append(f"{REGISTRY}: must wait for minio-init to create the artifacts bucket")
-    ports = [str(p) for p in reg.get("ports", [])]
-    if env.get("REGISTRY_GRPC_ADDR") != f"0.0.0.0:{REGISTRY_GRPC_PORT}" or not any(
-        p.endswith(f":{REGISTRY_GRPC_PORT}") for p in ports
-    ):
-        problems.append(f"{REGISTRY}: gRPC must listen on and publish {REGISTRY_GRPC_PORT}")
+    problems += compose_port_rules(REGISTRY, reg, "REGISTRY_GRPC_ADDR", REGISTRY_GRPC_PORT, "gRPC")
     bucket = re.match(r"^s3://([^/]+)", str(env.get("ARTIFACTS_URL", "")))
     init = str(services.get("minio-init", {}).get("command", ""))
     if not bucket or env.get("AWS_ENDPOINT_URL") != "http://minio:9000" or f"local/{bucket.group(1)}" not in init:
@@ -1328,19 +1377,17 @@ def compose_token_rules(t: str, env: dict[str, Any], var: str, services: dict[st
 
 
 def compose_gateway_rules(services: dict[str, Any]) -> list[str]:
-    """The gateway serves the Open Inference Protocol on a published port,
-    reads the stack's registry with the registry's bootstrap token, and
+    """The gateway serves the Open Inference Protocol on published ports
+    (REST and gRPC), reads the stack's registry with the registry's bootstrap token, and
     follows the registry's events on the stack's Kafka (after kafka-init
-    created the topic); the image's ONNX Runtime library."""
+    created the topic); the lake as the trainer (checked in compose_rules);
+    the image's ONNX Runtime library."""
     problems = []
     g = GATEWAY
     svc = services.get(g, {})
     env = svc.get("environment", {})
-    ports = [str(p) for p in svc.get("ports", [])]
-    if env.get("GATEWAY_HTTP_ADDR") != f"0.0.0.0:{GATEWAY_HTTP_PORT}" or not any(
-        p.endswith(f":{GATEWAY_HTTP_PORT}") for p in ports
-    ):
-        problems.append(f"{g}: the Open Inference Protocol must listen on and publish {GATEWAY_HTTP_PORT}")
+    problems += compose_port_rules(g, svc, "GATEWAY_HTTP_ADDR", GATEWAY_HTTP_PORT, "the Open Inference Protocol")
+    problems += compose_port_rules(g, svc, "GATEWAY_GRPC_ADDR", GATEWAY_GRPC_PORT, "its gRPC binding")
     if env.get("REGISTRY_URL") != f"http://{REGISTRY}:{REGISTRY_GRPC_PORT}":
         problems.append(f"{g}: REGISTRY_URL is {env.get('REGISTRY_URL')!r}, expected the {REGISTRY} service")
     deps = svc.get("depends_on", {})
@@ -1449,7 +1496,8 @@ def dockerfile_ort_rules(
     shared library from the PyPI wheel (an `onnxruntime` stage, one version
     for both), on the distroless cc runtime (the library needs libstdc++),
     with ORT_DYLIB_PATH naming it; the trainer with `run` as the default
-    subcommand, the gateway with GATEWAY_HTTP_ADDR and the port exposed."""
+    subcommand, the gateway with GATEWAY_HTTP_ADDR and GATEWAY_GRPC_ADDR and
+    their ports exposed."""
     problems = []
     version = global_args.get("ORT_VERSION", "")
     if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", version):
@@ -1470,6 +1518,7 @@ def dockerfile_ort_rules(
             if needle not in runs:
                 problems.append(f"onnxruntime stage: RUN lacks {needle}")
     lib = f"{ORT_DIR}/libonnxruntime.so.{version}"
+    served = {"GATEWAY_HTTP_ADDR": GATEWAY_HTTP_PORT, "GATEWAY_GRPC_ADDR": GATEWAY_GRPC_PORT}
     for service in ORT_SERVICES:
         stage = stages.get(service)
         if stage is None:
@@ -1494,7 +1543,7 @@ def dockerfile_ort_rules(
         if not any("--from=onnxruntime" in c and c[-1] == lib for c in copies):
             problems.append(f"{service}: {lib} is not copied from the onnxruntime stage")
         exposed = " ".join(i["value"] for i in stage["ins"] if i["instruction"] == "EXPOSE").split()
-        ports = [SERVICES[service]] + ([GATEWAY_HTTP_PORT] if service == GATEWAY else [])
+        ports = [SERVICES[service]] + (list(served.values()) if service == GATEWAY else [])
         for port in ports:
             if str(port) not in exposed:
                 problems.append(f"{service}: does not EXPOSE {port}")
@@ -1502,8 +1551,9 @@ def dockerfile_ort_rules(
         if service == TRAINER and (not cmd or json.loads(cmd[-1]) != ["run"]):
             problems.append(f"{TRAINER}: CMD must be the exec form of [\"run\"]: {cmd!r}")
         if service == GATEWAY:
-            if envs.get("GATEWAY_HTTP_ADDR") != f"0.0.0.0:{GATEWAY_HTTP_PORT}":
-                problems.append(f"{GATEWAY}: GATEWAY_HTTP_ADDR is {envs.get('GATEWAY_HTTP_ADDR')!r}")
+            for var, port in served.items():
+                if envs.get(var) != f"0.0.0.0:{port}":
+                    problems.append(f"{GATEWAY}: {var} is {envs.get(var)!r}, expected 0.0.0.0:{port}")
             if cmd:
                 problems.append(f"{GATEWAY}: CMD {cmd!r} set; the gateway takes no subcommand")
     return problems
@@ -1635,31 +1685,35 @@ def main() -> int:
     checks.run(f"render {TRAINER}.enabled=false: no trainer objects", trainer_disabled)
 
     # The gateway: autoscaled by default, on a fixed count without the
-    # autoscaler; and switched off.
-    def gateway_defaults() -> None:
-        docs = render(root, {"global": {"serviceMonitor": {"enabled": True}}})
+    # autoscaler; without client auth; and switched off.
+    def gateway_render(values: dict[str, Any], **rules: Any) -> tuple[list[dict[str, Any]], list[str]]:
+        docs = render(root, values)
         mine = [d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == GATEWAY]
-        problems = kube_validate(mine, versions) + platform_rules(mine) + gateway_rules(docs)
+        return docs, kube_validate(mine, versions) + platform_rules(mine) + gateway_rules(docs, **rules)
+
+    def gateway_defaults() -> None:
+        docs, problems = gateway_render({"global": {"serviceMonitor": {"enabled": True}}})
         if by_name(docs, "ServiceMonitor", GATEWAY) is None:
             problems.append(f"{GATEWAY}: no ServiceMonitor with global.serviceMonitor.enabled")
         expect(problems)
 
     checks.run(
         f"render {GATEWAY} defaults: Deployment without a replica count under an autoscaling/v2 CPU"
-        f" HorizontalPodAutoscaler (2-10), PodDisruptionBudget, Service http {GATEWAY_HTTP_PORT} + admin,"
-        " ServiceMonitor, token from a Secret file, restricted security context, no plain token",
+        f" HorizontalPodAutoscaler (2-10), PodDisruptionBudget, Service http {GATEWAY_HTTP_PORT} +"
+        f" grpc {GATEWAY_GRPC_PORT} + admin, GATEWAY_AUTH=registry, ServiceMonitor, token from a Secret file,"
+        " restricted security context, no plain token",
         gateway_defaults,
     )
-
-    def gateway_fixed() -> None:
-        docs = render(root, {GATEWAY: {"autoscaling": {"enabled": False}, "replicaCount": 1}})
-        mine = [d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == GATEWAY]
-        expect(kube_validate(mine, versions) + platform_rules(mine) + gateway_rules(docs, hpa=None, replicas=1))
-
     checks.run(
         f"render {GATEWAY}.autoscaling.enabled=false, replicaCount 1: 1 replica, no autoscaler,"
         " no PodDisruptionBudget",
-        gateway_fixed,
+        lambda: expect(
+            gateway_render({GATEWAY: {"autoscaling": {"enabled": False}, "replicaCount": 1}}, hpa=None, replicas=1)[1]
+        ),
+    )
+    checks.run(
+        f"render {GATEWAY}.auth.enabled=false: GATEWAY_AUTH=off, no GATEWAY_AUTH_CACHE_SECONDS",
+        lambda: expect(gateway_render({GATEWAY: {"auth": {"enabled": False}}}, auth=False)[1]),
     )
 
     def gateway_disabled() -> None:
@@ -1681,6 +1735,7 @@ def main() -> int:
         ("ingest.rejoinAfterSeconds: 0", {"ingest": {"rejoinAfterSeconds": 0}}, r"rejoinAfterSeconds"),
         ("global.lake.url: http://…", {"global": {"lake": {"url": "http://bucket"}}}, r"url"),
         ("unknown producer key (typo)", {"producer": {"replicas": 2}}, r"replicas"),
+        ("gateway.features.pollSeconds: 0", {GATEWAY: {"features": {"pollSeconds": 0}}}, r"pollSeconds"),
         (
             "credentials key for an unknown env var",
             {"global": {"lake": {"credentials": {"existingSecret": "s", "keys": {"AWS_SECRET": "k"}}}}},
@@ -1744,6 +1799,7 @@ def main() -> int:
         ),
         (f"{GATEWAY}.models: []", {GATEWAY: {"models": []}}, r"models"),
         (f"{GATEWAY}.models: [\"churn model\"]", {GATEWAY: {"models": ["churn model"]}}, r"models"),
+        (f"{GATEWAY}.auth.cacheSeconds: -1", {GATEWAY: {"auth": {"cacheSeconds": -1}}}, r"cacheSeconds"),
         (
             f"{GATEWAY}.autoscaling.maxReplicas below minReplicas",
             {GATEWAY: {"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}},

@@ -6,7 +6,9 @@
 # the model registry on SQLite (./data/registry.db) with artifacts in
 # ./data/artifacts, the trainer, which trains once gold has enough days
 # and again as it advances, so a @champion exists within minutes, and the
-# gateway serving it over the Open Inference Protocol on 127.0.0.1:8080.
+# gateway serving it over the Open Inference Protocol on 127.0.0.1:8080 (REST)
+# and 127.0.0.1:8081 (gRPC), with the churn API (/api/v1) on the online
+# features in the lake.
 # Ctrl-C stops everything; the lake stays on disk.
 #
 # Settings: KAFKA_PORT (9092), LAKE_URL (./data/lake), PRODUCER_SUBSCRIBERS
@@ -91,14 +93,19 @@ ADMIN_ADDR=127.0.0.1:9105 TRAINER_REGISTRY_TOKEN_FILE="$TOKEN_FILE" TRAINER_POLL
   setsid "$BIN_DIR/trainer" watch 2>"$STACK_LOGS/trainer.log" &
 pids+=($!)
 
-# It reads the registry with the bootstrap token and follows its events.
-log "starting gateway (Open Inference Protocol: http://127.0.0.1:8080/v2, admin: http://127.0.0.1:9106/readyz)"
-ADMIN_ADDR=127.0.0.1:9106 GATEWAY_HTTP_ADDR=127.0.0.1:8080 GATEWAY_REGISTRY_TOKEN_FILE="$TOKEN_FILE" \
-  GATEWAY_POLL_SECONDS=10 setsid "$BIN_DIR/gateway" 2>"$STACK_LOGS/gateway.log" &
+# It reads the registry with the bootstrap token and follows its events; its
+# churn API reads the online features (gold/subscriber_features_latest) from
+# the lake transform writes (LAKE_URL, as the trainer gets it).
+log "starting gateway (Open Inference Protocol: http://127.0.0.1:8080/v2, churn API: http://127.0.0.1:8080/api/v1, gRPC: 127.0.0.1:8081, admin: http://127.0.0.1:9106/readyz)"
+ADMIN_ADDR=127.0.0.1:9106 GATEWAY_HTTP_ADDR=127.0.0.1:8080 GATEWAY_GRPC_ADDR=127.0.0.1:8081 \
+  GATEWAY_REGISTRY_TOKEN_FILE="$TOKEN_FILE" GATEWAY_POLL_SECONDS=10 LAKE_URL="$LAKE_URL" \
+  GATEWAY_FEATURES_POLL_SECONDS=10 setsid "$BIN_DIR/gateway" 2>"$STACK_LOGS/gateway.log" &
 pids+=($!)
 
 # Once the champion is served, prints a prediction request that works: one
-# row of the model's input width (from its metadata), all zeros.
+# row of the model's input width (from its metadata), all zeros; and the
+# churn API's score of one simulated subscriber (ids sub-0000000 up to
+# PRODUCER_SUBSCRIBERS - 1) and its most at-risk subscribers.
 print_prediction_curl() {
   local width
   width=$(curl -fsS -H "Authorization: Bearer $(cat "$TOKEN_FILE")" http://127.0.0.1:8080/v2/models/churn 2>/dev/null \
@@ -106,6 +113,11 @@ print_prediction_curl() {
   log "the gateway serves @champion; a prediction:"
   printf "curl -s -H \"Authorization: Bearer \$(cat %s)\" http://127.0.0.1:8080/v2/models/churn/infer -d '{\"inputs\": [{\"name\": \"input\", \"shape\": [1, %s], \"datatype\": \"FP32\", \"data\": [%s]}]}'\n" \
     "$TOKEN_FILE" "$width" "$(python3 -c "print(', '.join(['0'] * $width))")" >&2
+  log "the churn API (online features from $LAKE_URL):"
+  printf "curl -s -H \"Authorization: Bearer \$(cat %s)\" -X POST -H 'Content-Type: application/json' -d '{\"subscriber_ids\":[\"sub-0000001\"]}' http://127.0.0.1:8080/api/v1/churn/score\n" \
+    "$TOKEN_FILE" >&2
+  printf "curl -s -H \"Authorization: Bearer \$(cat %s)\" 'http://127.0.0.1:8080/api/v1/churn/at-risk?limit=5'\n" \
+    "$TOKEN_FILE" >&2
 }
 
 log "running; logs in $STACK_LOGS; Ctrl-C to stop"

@@ -1,6 +1,8 @@
 {{- define "gateway.env" -}}
 - name: GATEWAY_HTTP_ADDR
   value: {{ printf "0.0.0.0:%d" (int .Values.http.port) | quote }}
+- name: GATEWAY_GRPC_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .Values.grpc.port) | quote }}
 - name: GATEWAY_MODELS
   value: {{ join "," .Values.models | quote }}
 - name: REGISTRY_URL
@@ -21,6 +23,19 @@
 {{- end }}
 - name: GATEWAY_MAX_REQUEST_BYTES
   value: {{ .Values.maxRequestBytes | int64 | quote }}
+- name: GATEWAY_AUTH
+  value: {{ ternary "registry" "off" .Values.auth.enabled | quote }}
+{{- if .Values.auth.enabled }}
+- name: GATEWAY_AUTH_CACHE_SECONDS
+  value: {{ .Values.auth.cacheSeconds | int64 | quote }}
+{{- end }}
+- name: GATEWAY_FEATURES_POLL_SECONDS
+  value: {{ .Values.features.pollSeconds | int64 | quote }}
+{{- with .Values.churnModel }}
+- name: GATEWAY_CHURN_MODEL
+  value: {{ . | quote }}
+{{- end }}
+{{ include "mlops-common.lakeEnv" . }}
 {{- end -}}
 
 {{/*
