@@ -65,6 +65,12 @@ impl App {
     }
 }
 
+async fn bind(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { what, addr, source })
+}
+
 impl Service for App {
     const NAME: &'static str = "gateway";
     type Config = GatewayConfig;
@@ -79,20 +85,8 @@ impl Service for App {
         let feature_metrics = FeatureMetrics::default();
         feature_metrics.register(probes.metrics);
         let features = Arc::new(OnlineFeatures::new(config.lake.clone(), feature_metrics));
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .map_err(|source| Error::Bind {
-                what: "the HTTP server",
-                addr: config.http_addr,
-                source,
-            })?;
-        let grpc = TcpListener::bind(config.grpc_addr)
-            .await
-            .map_err(|source| Error::Bind {
-                what: "the gRPC server",
-                addr: config.grpc_addr,
-                source,
-            })?;
+        let listener = bind("the HTTP server", config.http_addr).await?;
+        let grpc = bind("the gRPC server", config.grpc_addr).await?;
         let store = Arc::new(ModelStore::new(&config.models));
         let follower = Arc::new(Follower::new(
             store.clone(),

@@ -94,6 +94,18 @@ impl Authenticator {
     }
 }
 
+/// `router` with every route behind [`require_token`]; unchanged without
+/// `auth` (`GATEWAY_AUTH=off`).
+pub fn protect<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+    auth: Option<std::sync::Arc<Authenticator>>,
+) -> axum::Router<S> {
+    match auth {
+        Some(auth) => router.route_layer(axum::middleware::from_fn_with_state(auth, require_token)),
+        None => router,
+    }
+}
+
 /// Middleware: a request without a valid `Authorization: Bearer` gets 401.
 pub async fn require_token(
     State(auth): State<std::sync::Arc<Authenticator>>,

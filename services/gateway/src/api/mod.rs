@@ -53,13 +53,7 @@ pub fn router(state: ApiState, auth: Option<Arc<Authenticator>>) -> Router {
         .route("/api/v1/churn/at-risk", get(at_risk))
         .route("/api/v1/subscribers/{id}/features", get(features))
         .with_state(state);
-    let protected = match auth {
-        Some(auth) => protected.route_layer(axum::middleware::from_fn_with_state(
-            auth,
-            crate::auth::require_token,
-        )),
-        None => protected,
-    };
+    let protected = crate::auth::protect(protected, auth);
     open.merge(protected)
 }
 

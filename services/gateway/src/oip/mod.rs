@@ -63,13 +63,7 @@ pub fn router(state: OipState, auth: Option<Arc<Authenticator>>) -> Router {
             post(repository_unload),
         )
         .with_state(state);
-    let protected = match auth {
-        Some(auth) => protected.route_layer(axum::middleware::from_fn_with_state(
-            auth,
-            crate::auth::require_token,
-        )),
-        None => protected,
-    };
+    let protected = crate::auth::protect(protected, auth);
     health.merge(protected)
 }
 
