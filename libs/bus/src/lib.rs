@@ -7,7 +7,7 @@ pub mod headers;
 
 use std::time::Duration;
 
-use mlops_runtime::EnvReader;
+use mlops_runtime::{EnvReader, Shutdown};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -126,6 +126,12 @@ impl KafkaSettings {
         config
     }
 
+    /// The settings every client of these brokers starts from, for a
+    /// client the helpers here do not cover.
+    pub fn client_config(&self) -> ClientConfig {
+        self.base()
+    }
+
     /// An idempotent producer: retries never duplicate or reorder records
     /// within a partition, and a send is acknowledged by all in-sync replicas.
     pub fn idempotent_producer(&self) -> Result<FutureProducer> {
@@ -196,6 +202,28 @@ impl KafkaSettings {
             }
         }
         Ok(())
+    }
+
+    /// Creates `topic` when topic creation is on, retrying every five
+    /// seconds until it succeeds or `shutdown`, for a service whose writes
+    /// wait (in an outbox or a client queue) rather than fail meanwhile.
+    pub async fn keep_ensuring_topic(&self, topic: &str, partitions: i32, shutdown: &Shutdown) {
+        let spec = [TopicSpec {
+            name: topic,
+            partitions,
+        }];
+        loop {
+            match self.ensure_topics(&spec).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(topic, %error, "cannot create the topic yet; retrying")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mlops_bus::{KafkaSettings, TopicSpec};
 use mlops_proto::registry::v1::model_registry_server::ModelRegistryServer;
 use mlops_runtime::{Probes, Readiness, Service, Shutdown};
 use secrecy::ExposeSecret;
@@ -184,7 +183,9 @@ impl App {
             Some(tokio::spawn(async move {
                 // Events wait in the outbox until the topic exists; Kafka
                 // being down must not stop the registry from serving.
-                ensure_events_topic(&kafka, &topic, partitions, &shutdown).await;
+                kafka
+                    .keep_ensuring_topic(&topic, partitions, &shutdown)
+                    .await;
                 relay.run(shutdown).await
             }))
         } else {
@@ -223,32 +224,6 @@ impl App {
         checks
             .and(relay)
             .map_err(|e| Error::Internal(format!("a background task failed: {e}")))
-    }
-}
-
-/// Creates the events topic when topic creation is on, retrying until it
-/// succeeds or shutdown.
-async fn ensure_events_topic(
-    kafka: &KafkaSettings,
-    topic: &str,
-    partitions: i32,
-    shutdown: &Shutdown,
-) {
-    let spec = [TopicSpec {
-        name: topic,
-        partitions,
-    }];
-    loop {
-        match kafka.ensure_topics(&spec).await {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(topic, %error, "cannot create the events topic yet; events wait in the outbox")
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = shutdown.wait() => return,
-        }
     }
 }
 
