@@ -69,6 +69,11 @@ GATEWAY_DEFAULTS = {
     "GATEWAY_AUTH": "registry",
     "GATEWAY_AUTH_CACHE_SECONDS": "60",
     "GATEWAY_FEATURES_POLL_SECONDS": "10",
+    "GATEWAY_PREDICTION_LOG": "kafka",
+    "PREDICTIONS_TOPIC": "predictions.v1",
+    "PREDICTIONS_TOPIC_PARTITIONS": "-1",
+    "GATEWAY_PREDICTION_LOG_TIMEOUT_MS": "30000",
+    "GATEWAY_DRIFT_WINDOW_ROWS": "10000",
 }
 # The lake as global.lake hands it to the services that read it (trainer,
 # gateway): plain env, credentials by env -> (Secret, key), or the whole
@@ -198,11 +203,12 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def uses_kafka(service: str, env: dict[str, dict[str, Any]]) -> bool:
     """Whether a service's container is set up for Kafka: never for NO_KAFKA,
-    the gateway only while it follows the registry's events."""
+    the gateway only while it follows the registry's events or logs its
+    predictions."""
     if service in NO_KAFKA:
         return False
     if service == GATEWAY:
-        return env.get("GATEWAY_REGISTRY_EVENTS", {}).get("value") != "off"
+        return any(env.get(k, {}).get("value") != "off" for k in ("GATEWAY_REGISTRY_EVENTS", "GATEWAY_PREDICTION_LOG"))
     return True
 
 
@@ -657,6 +663,7 @@ def gateway_rules(
     secret: str = "gateway-registry-token",
     key: str = "token",
     events_topic: str | None = "registry.events.v1",
+    predictions_topic: str | None = "predictions.v1",
     hpa: tuple[int, int, int] | None = (2, 10, 70),
     replicas: int | None = None,
     pdb: dict[str, Any] | None = None,
@@ -673,7 +680,9 @@ def gateway_rules(
     maxUnavailable 1) whenever more than one pod runs; rolling updates that
     never go below the current count. Its registry token is a file from a
     Secret, never an env value; Kafka settings only while it follows the
-    registry's events (events_topic; None: GATEWAY_REGISTRY_EVENTS=off); the
+    registry's events (events_topic; None: GATEWAY_REGISTRY_EVENTS=off) or
+    logs its predictions (predictions_topic; None: GATEWAY_PREDICTION_LOG=off,
+    no PREDICTIONS_* settings); drift over a positive window; the
     lake (for the churn API's online features) wired as for the trainer
     (`lake`, see lake_env_rules), and the image's ONNX Runtime library."""
     problems = []
@@ -721,8 +730,25 @@ def gateway_rules(
             problems.append(f"{g}: does not follow {events_topic}: GATEWAY_REGISTRY_EVENTS {events!r}, topic {topic!r}")
         if "KAFKA_BROKERS" not in env:
             problems.append(f"{g}: follows the registry's events without KAFKA_BROKERS")
-    elif events != "off" or kafka_env or "REGISTRY_EVENTS_TOPIC" in env:
-        problems.append(f"{g}: events off, but GATEWAY_REGISTRY_EVENTS is {events!r} with {kafka_env}")
+    elif events != "off" or "REGISTRY_EVENTS_TOPIC" in env:
+        problems.append(f"{g}: events off, but GATEWAY_REGISTRY_EVENTS is {events!r}")
+    log = env.get("GATEWAY_PREDICTION_LOG", {}).get("value")
+    log_env = sorted(name for name in env if name.startswith("PREDICTIONS_") or name.endswith("_LOG_TIMEOUT_MS"))
+    if predictions_topic is not None:
+        if log != "kafka" or env.get("PREDICTIONS_TOPIC", {}).get("value") != predictions_topic:
+            topic = env.get("PREDICTIONS_TOPIC")
+            problems.append(f"{g}: does not log to {predictions_topic}: GATEWAY_PREDICTION_LOG {log!r}, topic {topic!r}")
+        if "KAFKA_BROKERS" not in env:
+            problems.append(f"{g}: logs its predictions without KAFKA_BROKERS")
+        if not env.get("GATEWAY_PREDICTION_LOG_TIMEOUT_MS", {}).get("value", "").isdigit():
+            got = env.get("GATEWAY_PREDICTION_LOG_TIMEOUT_MS")
+            problems.append(f"{g}: GATEWAY_PREDICTION_LOG_TIMEOUT_MS is {got!r}, expected a number")
+    elif log != "off" or log_env:
+        problems.append(f"{g}: prediction log off, but GATEWAY_PREDICTION_LOG is {log!r} with {log_env}")
+    if events_topic is None and predictions_topic is None and kafka_env:
+        problems.append(f"{g}: neither events nor the prediction log use Kafka, yet it gets {kafka_env}")
+    if not env.get("GATEWAY_DRIFT_WINDOW_ROWS", {}).get("value", "0").lstrip("0").isdigit():
+        problems.append(f"{g}: GATEWAY_DRIFT_WINDOW_ROWS is {env.get('GATEWAY_DRIFT_WINDOW_ROWS')!r}, expected a positive number")
     problems += lake_env_rules(g, c, lake)
     if "ORT_DYLIB_PATH" in env:
         problems.append(f"{g}: ORT_DYLIB_PATH is overridden; the image's library is the one it ships")
@@ -1380,7 +1406,7 @@ def compose_gateway_rules(services: dict[str, Any]) -> list[str]:
     """The gateway serves the Open Inference Protocol on published ports
     (REST and gRPC), reads the stack's registry with the registry's bootstrap token, and
     follows the registry's events on the stack's Kafka (after kafka-init
-    created the topic); the lake as the trainer (checked in compose_rules);
+    created the topic) and logs its predictions to predictions.v1; the lake as the trainer (checked in compose_rules);
     the image's ONNX Runtime library."""
     problems = []
     g = GATEWAY
@@ -1407,6 +1433,9 @@ def compose_gateway_rules(services: dict[str, Any]) -> list[str]:
     if env.get("REGISTRY_EVENTS_TOPIC") != topic:
         got = env.get("REGISTRY_EVENTS_TOPIC")
         problems.append(f"{g}: REGISTRY_EVENTS_TOPIC is {got!r}, not the registry's events topic {topic!r}")
+    if env.get("GATEWAY_PREDICTION_LOG", "kafka") != "kafka" or env.get("PREDICTIONS_TOPIC") != "predictions.v1":
+        got = (env.get("GATEWAY_PREDICTION_LOG"), env.get("PREDICTIONS_TOPIC"))
+        problems.append(f"{g}: GATEWAY_PREDICTION_LOG, PREDICTIONS_TOPIC are {got!r}, expected kafka to predictions.v1")
     if "ORT_DYLIB_PATH" in env:
         problems.append(f"{g}: ORT_DYLIB_PATH is overridden; the image's library is the one it ships")
     return problems
@@ -1715,6 +1744,17 @@ def main() -> int:
         f"render {GATEWAY}.auth.enabled=false: GATEWAY_AUTH=off, no GATEWAY_AUTH_CACHE_SECONDS",
         lambda: expect(gateway_render({GATEWAY: {"auth": {"enabled": False}}}, auth=False)[1]),
     )
+    checks.run(
+        f"render {GATEWAY}.events and predictionLog disabled: GATEWAY_REGISTRY_EVENTS=off,"
+        " GATEWAY_PREDICTION_LOG=off, no KAFKA_* or PREDICTIONS_* settings",
+        lambda: expect(
+            gateway_render(
+                {GATEWAY: {"events": {"enabled": False}, "predictionLog": {"enabled": False}}},
+                events_topic=None,
+                predictions_topic=None,
+            )[1]
+        ),
+    )
 
     def gateway_disabled() -> None:
         docs = render(root, {GATEWAY: {"enabled": False}})
@@ -1736,6 +1776,7 @@ def main() -> int:
         ("global.lake.url: http://…", {"global": {"lake": {"url": "http://bucket"}}}, r"url"),
         ("unknown producer key (typo)", {"producer": {"replicas": 2}}, r"replicas"),
         ("gateway.features.pollSeconds: 0", {GATEWAY: {"features": {"pollSeconds": 0}}}, r"pollSeconds"),
+        ("gateway.drift.windowRows: 0", {GATEWAY: {"drift": {"windowRows": 0}}}, r"windowRows"),
         (
             "credentials key for an unknown env var",
             {"global": {"lake": {"credentials": {"existingSecret": "s", "keys": {"AWS_SECRET": "k"}}}}},

@@ -93,9 +93,10 @@ ADMIN_ADDR=127.0.0.1:9105 TRAINER_REGISTRY_TOKEN_FILE="$TOKEN_FILE" TRAINER_POLL
   setsid "$BIN_DIR/trainer" watch 2>"$STACK_LOGS/trainer.log" &
 pids+=($!)
 
-# It reads the registry with the bootstrap token and follows its events; its
-# churn API reads the online features (gold/subscriber_features_latest) from
-# the lake transform writes (LAKE_URL, as the trainer gets it).
+# It reads the registry with the bootstrap token and follows its events, and
+# logs every prediction to predictions.v1 on the same broker; its churn API
+# reads the online features (gold/subscriber_features_latest) from the lake
+# transform writes (LAKE_URL, as the trainer gets it).
 log "starting gateway (Open Inference Protocol: http://127.0.0.1:8080/v2, churn API: http://127.0.0.1:8080/api/v1, gRPC: 127.0.0.1:8081, admin: http://127.0.0.1:9106/readyz)"
 ADMIN_ADDR=127.0.0.1:9106 GATEWAY_HTTP_ADDR=127.0.0.1:8080 GATEWAY_GRPC_ADDR=127.0.0.1:8081 \
   GATEWAY_REGISTRY_TOKEN_FILE="$TOKEN_FILE" GATEWAY_POLL_SECONDS=10 LAKE_URL="$LAKE_URL" \
@@ -133,8 +134,9 @@ while true; do
   features=$(curl -fsS http://127.0.0.1:9103/metrics 2>/dev/null | awk '/^transform_rows_out_total\{table="gold\/subscriber_features_daily"\}/ {print $2}')
   trained=$(curl -fsS http://127.0.0.1:9105/metrics 2>/dev/null | awk '/^trainer_runs_total\{outcome="ok"\}/ {print $2}')
   serving=$(curl -fsS http://127.0.0.1:9106/metrics 2>/dev/null | awk '/^gateway_model_serving_version\{model="churn",alias="champion"\}/ {print $2}')
-  printf 'bronze: %s rows written this session, table version %s; silver: %s rows; gold features: %s rows recomputed; trainer runs: %s; gateway serves churn version %s (%s)\n' \
-    "${written:-?}" "${version:-?}" "${silver:-0}" "${features:-0}" "${trained:-0}" "${serving:-none}" "$LAKE_URL"
+  logged=$(curl -fsS http://127.0.0.1:9106/metrics 2>/dev/null | awk '/^gateway_prediction_log_sent_total/ {print $2}')
+  printf 'bronze: %s rows written this session, table version %s; silver: %s rows; gold features: %s rows recomputed; trainer runs: %s; gateway serves churn version %s, %s predictions logged to predictions.v1 (%s)\n' \
+    "${written:-?}" "${version:-?}" "${silver:-0}" "${features:-0}" "${trained:-0}" "${serving:-none}" "${logged:-0}" "$LAKE_URL"
   for pid in "${pids[@]}"; do
     kill -0 "$pid" 2>/dev/null || die "a service stopped; see $STACK_LOGS"
   done

@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let platform = [
         "mlops/events/v1/events.proto",
         "mlops/registry/v1/registry.proto",
+        "mlops/predictions/v1/predictions.proto",
     ];
     let inference = ["inference/grpc_service.proto"];
     println!("cargo:rerun-if-changed={}", root.display());

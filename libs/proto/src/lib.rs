@@ -21,6 +21,16 @@ pub mod registry {
     }
 }
 
+pub mod predictions {
+    pub mod v1 {
+        #![allow(clippy::all)]
+        include!(concat!(env!("OUT_DIR"), "/mlops.predictions.v1.rs"));
+
+        /// Value of the Kafka `schema-version` header for predictions.
+        pub const SCHEMA_VERSION: &str = "v1";
+    }
+}
+
 /// The Open Inference Protocol's gRPC binding (KServe's and Triton's package
 /// name, kept for wire compatibility).
 pub mod inference {

@@ -18,6 +18,8 @@ use crate::follow::{self, Follower};
 use crate::grpc::{self, InferenceService};
 use crate::metrics::GatewayMetrics;
 use crate::models::ModelStore;
+use crate::monitor::Monitor;
+use crate::monitor::log::{LogMetrics, PredictionLog};
 use crate::oip::{self, ApiError, OipState};
 use crate::online::{FeatureMetrics, OnlineFeatures};
 
@@ -36,7 +38,12 @@ pub enum Error {
     Serve(#[source] std::io::Error),
     #[error("{0}")]
     Grpc(String),
+    #[error("cannot create the prediction log's Kafka producer: {0}")]
+    PredictionLog(#[source] rdkafka::error::KafkaError),
 }
+
+/// How long queued predictions may take to reach the brokers at shutdown.
+const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct App {
     config: GatewayConfig,
@@ -46,6 +53,7 @@ pub struct App {
     follower: Arc<Follower>,
     metrics: GatewayMetrics,
     features: Arc<OnlineFeatures>,
+    monitor: Arc<Monitor>,
     readiness: Readiness,
 }
 
@@ -88,6 +96,16 @@ impl Service for App {
         let listener = bind("the HTTP server", config.http_addr).await?;
         let grpc = bind("the gRPC server", config.grpc_addr).await?;
         let store = Arc::new(ModelStore::new(&config.models));
+        let log_metrics = LogMetrics::default();
+        log_metrics.register(probes.metrics);
+        let log = match &config.prediction_log {
+            Some(log) => Some(
+                PredictionLog::new(&log.kafka, log.topic.clone(), log.timeout, log_metrics)
+                    .map_err(Error::PredictionLog)?,
+            ),
+            None => None,
+        };
+        let monitor = Monitor::new(store.clone(), config.drift_window_rows, log, probes.metrics);
         let follower = Arc::new(Follower::new(
             store.clone(),
             metrics.clone(),
@@ -107,6 +125,7 @@ impl Service for App {
             follower,
             metrics,
             features,
+            monitor,
             readiness: probes.readiness,
         })
     }
@@ -120,6 +139,7 @@ impl Service for App {
             follower,
             metrics,
             features,
+            monitor,
             readiness,
         } = self;
         readiness.set_detail(store.report());
@@ -134,11 +154,22 @@ impl Service for App {
                 shutdown.clone(),
             ))
         });
+        if let Some(log) = &config.prediction_log {
+            // Predictions wait in the producer's queue until the topic exists.
+            let (kafka, topic, partitions) = (log.kafka.clone(), log.topic.clone(), log.partitions);
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                kafka
+                    .keep_ensuring_topic(&topic, partitions, &shutdown)
+                    .await
+            });
+        }
         let refreshing = tokio::spawn(features.clone().run(config.features_poll, shutdown.clone()));
         let state = OipState {
             store,
             follower,
             metrics,
+            monitor: monitor.clone(),
             max_request_bytes: config.max_request_bytes,
             configured: Arc::new(config.models.clone()),
         };
@@ -186,6 +217,12 @@ impl Service for App {
         if let Some(events) = events {
             let _ = events.await;
         }
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(log) = monitor.log() {
+                log.flush(SHUTDOWN_FLUSH);
+            }
+        })
+        .await;
         served.and(grpc_served)
     }
 }

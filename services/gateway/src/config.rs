@@ -9,6 +9,20 @@ use mlops_lake::LakeLocation;
 use mlops_runtime::{ConfigError, EnvReader, ServiceConfig, TelemetryConfig};
 use secrecy::SecretString;
 
+/// Where and how predictions are logged.
+#[derive(Clone, Debug)]
+pub struct PredictionLogConfig {
+    pub kafka: KafkaSettings,
+    /// `PREDICTIONS_TOPIC`, default `predictions.v1`.
+    pub topic: String,
+    /// `PREDICTIONS_TOPIC_PARTITIONS`, default `-1` (the broker's default),
+    /// used when the gateway creates the topic.
+    pub partitions: i32,
+    /// `GATEWAY_PREDICTION_LOG_TIMEOUT_MS` (30000): a prediction not
+    /// delivered by then (the brokers are down) is dropped and counted.
+    pub timeout: Duration,
+}
+
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
     /// `GATEWAY_HTTP_ADDR`, default `0.0.0.0:8080`: the Open Inference
@@ -32,6 +46,12 @@ pub struct GatewayConfig {
     /// `REGISTRY_EVENTS_TOPIC` (`registry.events.v1`) on `KAFKA_BROKERS` to
     /// load a new champion at once instead of at the next poll.
     pub events: Option<(KafkaSettings, String)>,
+    /// `GATEWAY_PREDICTION_LOG` (`kafka`, the default, or `off`): write every
+    /// prediction to `PREDICTIONS_TOPIC` on `KAFKA_BROKERS`.
+    pub prediction_log: Option<PredictionLogConfig>,
+    /// `GATEWAY_DRIFT_WINDOW_ROWS` (10000): the live rows per served version
+    /// that drift is measured over.
+    pub drift_window_rows: usize,
     /// `GATEWAY_AUTH` (`registry`, the default, or `off`): every `/v2` call
     /// but health needs a registry token; answers are cached for
     /// `GATEWAY_AUTH_CACHE_SECONDS` (60).
@@ -88,19 +108,28 @@ impl GatewayConfig {
             );
         }
         let poll = env.parse("GATEWAY_POLL_SECONDS", 30u64).max(1);
-        let events = match env.string("GATEWAY_REGISTRY_EVENTS", "kafka").as_str() {
-            "kafka" => Some((
-                KafkaSettings::from_env(env, "gateway"),
+        let events_on = mode(env, "GATEWAY_REGISTRY_EVENTS");
+        let log_on = mode(env, "GATEWAY_PREDICTION_LOG");
+        let kafka = (events_on || log_on).then(|| KafkaSettings::from_env(env, "gateway"));
+        let events = kafka.clone().filter(|_| events_on).map(|kafka| {
+            (
+                kafka,
                 env.string("REGISTRY_EVENTS_TOPIC", "registry.events.v1"),
-            )),
-            "off" => None,
-            other => {
-                env.problem(format!(
-                    "GATEWAY_REGISTRY_EVENTS={other:?}: expected `kafka` or `off`"
-                ));
-                None
-            }
-        };
+            )
+        });
+        let prediction_log = kafka.filter(|_| log_on).map(|kafka| PredictionLogConfig {
+            kafka,
+            topic: env.string("PREDICTIONS_TOPIC", "predictions.v1"),
+            partitions: mlops_bus::partitions_from_env(env, "PREDICTIONS_TOPIC_PARTITIONS", -1),
+            timeout: Duration::from_millis(
+                env.parse("GATEWAY_PREDICTION_LOG_TIMEOUT_MS", 30_000u64)
+                    .max(1),
+            ),
+        });
+        let drift_window_rows = env.parse("GATEWAY_DRIFT_WINDOW_ROWS", 10_000usize);
+        if drift_window_rows == 0 {
+            env.problem("GATEWAY_DRIFT_WINDOW_ROWS must be at least 1");
+        }
         let auth_cache = Duration::from_secs(env.parse("GATEWAY_AUTH_CACHE_SECONDS", 60u64));
         let auth = match env.string("GATEWAY_AUTH", "registry").as_str() {
             "registry" => Some(auth_cache),
@@ -147,6 +176,8 @@ impl GatewayConfig {
                 .ok_or_else(|| ConfigError::invalid("GATEWAY_REGISTRY_TOKEN"))?,
             poll: Duration::from_secs(poll),
             events,
+            prediction_log,
+            drift_window_rows,
             auth,
             sessions_per_model,
             max_request_bytes,
@@ -157,6 +188,18 @@ impl GatewayConfig {
             admin_addr,
             telemetry,
         })
+    }
+}
+
+/// A `kafka`/`off` switch (default `kafka`).
+fn mode(env: &mut EnvReader, name: &str) -> bool {
+    match env.string(name, "kafka").as_str() {
+        "kafka" => true,
+        "off" => false,
+        other => {
+            env.problem(format!("{name}={other:?}: expected `kafka` or `off`"));
+            false
+        }
     }
 }
 
@@ -199,10 +242,18 @@ mod tests {
         assert_eq!(config.poll, Duration::from_secs(30));
         assert_eq!(config.grpc_addr.port(), 8081);
         assert_eq!(config.churn_model, "churn");
+        let log = config
+            .prediction_log
+            .expect("the prediction log is on by default");
+        assert_eq!(log.topic, "predictions.v1");
+        assert_eq!(log.timeout, Duration::from_secs(30));
+        assert_eq!(config.drift_window_rows, 10_000);
 
         let error = GatewayConfig::from_env(&mut EnvReader::from_pairs(&[
             ("GATEWAY_MODELS", "churn, bad name"),
             ("GATEWAY_CHURN_MODEL", "retention"),
+            ("GATEWAY_PREDICTION_LOG", "file"),
+            ("GATEWAY_DRIFT_WINDOW_ROWS", "0"),
         ]))
         .expect_err("missing token and runtime, bad name")
         .to_string();
@@ -215,6 +266,14 @@ mod tests {
         assert!(
             error
                 .contains("GATEWAY_CHURN_MODEL=\"retention\" is not one of GATEWAY_MODELS (churn)"),
+            "{error}"
+        );
+        assert!(
+            error.contains("GATEWAY_PREDICTION_LOG=\"file\": expected `kafka` or `off`"),
+            "{error}"
+        );
+        assert!(
+            error.contains("GATEWAY_DRIFT_WINDOW_ROWS must be at least 1"),
             "{error}"
         );
     }

@@ -4,7 +4,8 @@
 //!
 //! [`follow`] keeps [`models`] in step with the registry; [`oip`] (REST)
 //! and [`grpc`] serve, both through [`serving`]. [`api`] scores subscribers
-//! from the [`online`] features with the churn model's champion.
+//! from the [`online`] features with the churn model's champion; [`monitor`]
+//! follows what is predicted (score histograms, drift, the prediction log).
 
 pub mod api;
 pub mod app;
@@ -15,6 +16,7 @@ pub mod follow;
 pub mod grpc;
 pub mod metrics;
 pub mod models;
+pub mod monitor;
 pub mod oip;
 pub mod online;
 pub mod serving;

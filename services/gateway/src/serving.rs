@@ -10,6 +10,7 @@ use mlops_onnx::model::{NamedTensor, TensorSpec};
 use crate::follow::{Follower, Refreshed};
 use crate::metrics::GatewayMetrics;
 use crate::models::{IndexEntry, LoadedVersion, Lookup, ModelStore};
+use crate::monitor::{Monitor, RequestContext};
 
 /// Extensions this server implements, as server metadata lists them.
 pub const EXTENSIONS: [&str; 2] = ["binary_tensor_data", "model_repository"];
@@ -53,6 +54,7 @@ pub struct OipState {
     pub store: Arc<ModelStore>,
     pub follower: Arc<Follower>,
     pub metrics: GatewayMetrics,
+    pub monitor: Arc<Monitor>,
     pub max_request_bytes: usize,
     /// `GATEWAY_MODELS`: followed even while nothing is loaded.
     pub configured: Arc<Vec<String>>,
@@ -93,19 +95,27 @@ impl OipState {
     /// Runs `inputs` through the version `model` (and `version`) resolves
     /// to; `requested` names the outputs wanted (all when empty). The
     /// version is returned with the outputs: a swap can happen between two
-    /// calls, never during one.
+    /// calls, never during one. The predictions are monitored as `request`'s.
     pub fn infer(
         &self,
         model: &str,
         version: Option<&str>,
         inputs: Vec<NamedTensor>,
         requested: &[String],
+        request: &RequestContext<'_>,
     ) -> Result<(Arc<LoadedVersion>, Vec<NamedTensor>), ApiError> {
         let loaded = self.store.resolve(model, version)?;
+        let watched = self.monitor.watched_input(&loaded, &inputs);
         let outputs = loaded.model.run(inputs, requested).map_err(|e| match e {
             mlops_onnx::Error::Input(message) => ApiError::bad_request(message),
             other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         })?;
+        if let Some((width, values)) = watched
+            && let Some(scores) = Monitor::scores_of(&loaded, &outputs)
+        {
+            self.monitor
+                .observe(&loaded, width, &values, &scores, request);
+        }
         Ok((loaded, outputs))
     }
 

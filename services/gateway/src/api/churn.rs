@@ -62,11 +62,7 @@ fn binding(loaded: &LoadedVersion) -> Result<Binding, ApiError> {
             })
         })?;
     let layout = InputLayout::new(&names).map_err(|e| not_a_churn_model(loaded, &e))?;
-    let outputs: Vec<&str> = model.outputs().map(|o| o.name.as_str()).collect();
-    let probabilities = ["probabilities", "output_probability"]
-        .into_iter()
-        .find(|name| outputs.contains(name))
-        .or_else(|| outputs.get(1).copied())
+    let probabilities = crate::monitor::probability_output(model)
         .ok_or_else(|| not_a_churn_model(loaded, "it has no probabilities output"))?
         .to_string();
     Ok(Binding {
@@ -78,6 +74,16 @@ fn binding(loaded: &LoadedVersion) -> Result<Binding, ApiError> {
 
 /// Positive-class probabilities of `rows`, in order.
 pub fn score(loaded: &LoadedVersion, rows: &[&FeatureRow]) -> Result<Vec<f32>, ApiError> {
+    score_observed(loaded, rows, |_, _, _| {})
+}
+
+/// [`score`], also handing each scored chunk's model input (row-major, the
+/// layout's width per row) and scores to `observe`.
+pub fn score_observed(
+    loaded: &LoadedVersion,
+    rows: &[&FeatureRow],
+    mut observe: impl FnMut(usize, &[f32], &[f32]),
+) -> Result<Vec<f32>, ApiError> {
     let binding = binding(loaded)?;
     let width = binding.layout.width();
     let mut scores = Vec::with_capacity(rows.len());
@@ -89,7 +95,7 @@ pub fn score(loaded: &LoadedVersion, rows: &[&FeatureRow]) -> Result<Vec<f32>, A
         let input = NamedTensor {
             name: binding.input.clone(),
             shape: vec![chunk.len(), width],
-            data: TensorData::Fp32(values),
+            data: TensorData::Fp32(values.clone()),
         };
         let outputs = loaded
             .model
@@ -102,7 +108,9 @@ pub fn score(loaded: &LoadedVersion, rows: &[&FeatureRow]) -> Result<Vec<f32>, A
                 data: TensorData::Fp32(p),
                 ..
             }) if shape.len() == 2 && shape[0] == chunk.len() && shape[1] >= 2 => {
+                let start = scores.len();
                 scores.extend(p.chunks(shape[1]).map(|pair| pair[1]));
+                observe(width, &values, &scores[start..]);
             }
             other => {
                 return Err(not_a_churn_model(

@@ -13,7 +13,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mlops_features::FeatureRow;
@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use crate::auth::Authenticator;
 use crate::metrics::Protocol;
 use crate::models::LoadedVersion;
+use crate::monitor::{self, REQUEST_ID, RequestContext};
 use crate::online::{FeatureTable, OnlineFeatures};
 use crate::serving::{ApiError, OipState};
 use churn::RankingCache;
@@ -128,7 +129,7 @@ struct ScoreRequest {
     subscriber_ids: Vec<String>,
 }
 
-async fn score(State(state): State<ApiState>, body: Bytes) -> Response {
+async fn score(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
     let mut served = String::new();
     let answer = (|| {
@@ -153,7 +154,23 @@ async fn score(State(state): State<ApiState>, body: Bytes) -> Response {
             .collect::<Result<Vec<_>, _>>()?;
         let loaded = state.champion()?;
         served = loaded.version.to_string();
-        let scores = churn::score(&loaded, &rows)?;
+        let request_id =
+            monitor::request_id(None, headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()));
+        let ids: Vec<&str> = rows.iter().map(|r| r.subscriber_id.as_str()).collect();
+        let mut first = 0;
+        let scores = churn::score_observed(&loaded, &rows, |width, inputs, scores| {
+            let context = RequestContext {
+                request_id: &request_id,
+                protocol: Protocol::Api,
+                subscribers: &ids[first..first + scores.len()],
+                features_version: table.version,
+            };
+            state
+                .oip
+                .monitor
+                .observe(&loaded, width, inputs, scores, &context);
+            first += scores.len();
+        })?;
         let scored: Vec<Value> = rows
             .iter()
             .zip(&scores)

@@ -21,6 +21,7 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::auth::Authenticator;
 use crate::metrics::Protocol;
+use crate::monitor::{self, RequestContext};
 use crate::serving::{ApiError, EXTENSIONS, OipState, PLATFORM};
 
 pub struct InferenceService {
@@ -156,10 +157,15 @@ impl GrpcInferenceService for InferenceService {
     ) -> Result<Response<pb::ModelInferResponse>, Status> {
         let started = Instant::now();
         self.authorize(&request).await?;
+        let request_id = request
+            .metadata()
+            .get(crate::monitor::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let request = request.into_inner();
         let model = request.model_name.clone();
         let wanted = version(&request.model_version).map(str::to_string);
-        let answer = self.infer(request);
+        let answer = self.infer(request, request_id.as_deref());
         let (served, code) = match &answer {
             Ok(response) => (response.model_version.clone(), Code::Ok),
             Err(e) => (wanted.unwrap_or_default(), e.code()),
@@ -218,7 +224,11 @@ impl GrpcInferenceService for InferenceService {
 }
 
 impl InferenceService {
-    fn infer(&self, request: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Status> {
+    fn infer(
+        &self,
+        request: pb::ModelInferRequest,
+        request_id_header: Option<&str>,
+    ) -> Result<pb::ModelInferResponse, Status> {
         // An unknown model is NOT_FOUND before the inputs are looked at.
         self.state
             .ready_version(&request.model_name, version(&request.model_version))
@@ -228,9 +238,16 @@ impl InferenceService {
         let id = request.id.clone();
         let requested: Vec<String> = request.outputs.iter().map(|o| o.name.clone()).collect();
         let inputs = tensors::decode_inputs(request).map_err(Status::invalid_argument)?;
+        let request_id = monitor::request_id(Some(&id), request_id_header);
+        let context = RequestContext {
+            request_id: &request_id,
+            protocol: Protocol::Grpc,
+            subscribers: &[],
+            features_version: 0,
+        };
         let (loaded, outputs) = self
             .state
-            .infer(&model, version(&wanted), inputs, &requested)
+            .infer(&model, version(&wanted), inputs, &requested, &context)
             .map_err(status)?;
         let (outputs, raw_output_contents) = tensors::encode_outputs(&outputs);
         Ok(pb::ModelInferResponse {

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::auth::Authenticator;
 use crate::metrics::Protocol;
+use crate::monitor::{self, REQUEST_ID, RequestContext};
 pub use crate::serving::{ApiError, OipState};
 use crate::serving::{EXTENSIONS, PLATFORM};
 
@@ -221,7 +222,17 @@ async fn infer_response(
         })?;
     let request = codec::decode_request(&body, header_length).map_err(ApiError::bad_request)?;
     let requested: Vec<String> = request.outputs.iter().map(|(n, _)| n.clone()).collect();
-    let (loaded, outputs) = state.infer(model, version, request.inputs, &requested)?;
+    let request_id = monitor::request_id(
+        request.id.as_deref(),
+        headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()),
+    );
+    let context = RequestContext {
+        request_id: &request_id,
+        protocol: Protocol::Rest,
+        subscribers: &[],
+        features_version: 0,
+    };
+    let (loaded, outputs) = state.infer(model, version, request.inputs, &requested, &context)?;
     let version = loaded.version.to_string();
     let encoded =
         codec::encode_response(model, &version, request.id.as_deref(), &outputs, |name| {

@@ -89,8 +89,16 @@ async fn online_features_and_scores_match_gold_and_onnxruntime() {
     let champion = summary.best_version;
 
     let root = lake.location.root().to_string();
+    let brokers = crate::registry_support::required_env("TEST_KAFKA_BROKERS");
+    let topic = crate::monitor::topic_of_one_partition(&brokers).await;
     let gateway = world
-        .gateway(&[("LAKE_URL", &root), ("GATEWAY_FEATURES_POLL_SECONDS", "1")])
+        .gateway(&[
+            ("LAKE_URL", &root),
+            ("GATEWAY_FEATURES_POLL_SECONDS", "1"),
+            ("GATEWAY_PREDICTION_LOG", "kafka"),
+            ("KAFKA_BROKERS", &brokers),
+            ("PREDICTIONS_TOPIC", &topic),
+        ])
         .await;
     gateway.wait_for_champion(champion).await;
     let (version, gold) = gold_latest(&lake).await;
@@ -127,10 +135,17 @@ async fn online_features_and_scores_match_gold_and_onnxruntime() {
 
     // Scores: the gateway's equal onnxruntime's on gold's rows.
     let ids: Vec<&str> = gold.iter().map(|r| r.subscriber_id.as_str()).collect();
-    let (status, scored) = gateway
-        .post("/api/v1/churn/score", &json!({ "subscriber_ids": ids }))
-        .await;
-    assert_eq!(status, 200, "{scored}");
+    let response = gateway
+        .client
+        .post(format!("{}/api/v1/churn/score", gateway.http))
+        .bearer_auth(&gateway.token)
+        .header("x-request-id", "score-all-1")
+        .json(&json!({ "subscriber_ids": ids }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 200);
+    let scored: Value = response.json().await.expect("json");
     assert_eq!(scored["model_name"], MODEL);
     assert_eq!(scored["model_version"], champion.to_string());
     assert_eq!(scored["features_version"], version);
@@ -171,6 +186,29 @@ async fn online_features_and_scores_match_gold_and_onnxruntime() {
         assert_eq!(entry["features"], as_received(&row.features));
     }
 
+    // Each score is logged under the subscriber, with its features' version,
+    // and measured against the trainer's reference distribution.
+    let logged = crate::monitor::read_predictions(&brokers, &topic, gold.len()).await;
+    for ((key, prediction), entry) in logged.iter().zip(scores) {
+        let subscriber = entry["subscriber_id"].as_str().expect("id");
+        assert_eq!(key.as_deref(), Some(subscriber));
+        assert_eq!(prediction.subscriber_id, subscriber);
+        assert_eq!(prediction.request_id, "score-all-1");
+        assert_eq!(prediction.source, "api");
+        assert_eq!(prediction.model_version, champion);
+        assert_eq!(prediction.features_version as u64, version);
+        let probability = entry["probability"].as_f64().expect("probability");
+        assert!((f64::from(prediction.score) - probability).abs() < 1e-6);
+    }
+    let window = format!("gateway_drift_window_rows{{model=\"{MODEL}\",version=\"{champion}\"}}");
+    assert_eq!(gateway.metric(&window).await, gold.len() as f64);
+    let psi = gateway
+        .metric(&format!(
+            "gateway_drift_score_psi{{model=\"{MODEL}\",version=\"{champion}\"}}"
+        ))
+        .await;
+    assert!(psi.is_finite() && psi >= 0.0, "score PSI {psi}");
+
     // At risk: current subscribers ranked by those same scores.
     let (status, ranked) = gateway.get("/api/v1/churn/at-risk?limit=5").await;
     assert_eq!(status, 200, "{ranked}");
@@ -207,6 +245,11 @@ async fn online_features_and_scores_match_gold_and_onnxruntime() {
             .expect("list")
             .iter()
             .all(|s| s["region"] == region.as_str())
+    );
+    assert_eq!(
+        gateway.metric(&window).await,
+        gold.len() as f64,
+        "rankings are a view of the table, not monitored predictions"
     );
 
     errors_name_what_is_wrong(&gateway, first).await;

@@ -17,7 +17,7 @@ use crate::support::{MODEL, World, expected, linear_model};
 
 const SERVICE: &str = "inference.GRPCInferenceService";
 
-async fn channel(url: &str) -> Channel {
+pub async fn channel(url: &str) -> Channel {
     tonic::transport::Endpoint::from_shared(url.to_string())
         .expect("url")
         .connect()
@@ -25,7 +25,7 @@ async fn channel(url: &str) -> Channel {
         .expect("connect")
 }
 
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert(
         "authorization",

@@ -14,6 +14,7 @@ mod support;
 
 mod churn_api;
 mod grpc;
+mod monitor;
 mod repository;
 mod serving;
 mod sklearn;

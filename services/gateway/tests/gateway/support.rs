@@ -95,6 +95,11 @@ impl World {
 /// A logistic model over `WIDTH` columns, exported by the trainer's code;
 /// `seed` varies the coefficients so versions score differently.
 pub fn linear_model(seed: u32) -> (LogisticModel, Vec<u8>) {
+    linear_model_with(seed, Vec::new())
+}
+
+/// [`linear_model`] with more `metadata_props` beside its `features`.
+pub fn linear_model_with(seed: u32, metadata: Vec<(String, String)>) -> (LogisticModel, Vec<u8>) {
     let s = seed as f32;
     let model = LogisticModel {
         means: vec![1.0, 2.0, 0.5],
@@ -105,13 +110,12 @@ pub fn linear_model(seed: u32) -> (LogisticModel, Vec<u8>) {
         iterations: 1,
     };
     let features: Vec<String> = (0..WIDTH).map(|j| format!("f{j}")).collect();
-    let bytes = mlops_trainer::export::logistic(
-        &model,
-        vec![(
-            mlops_onnx::FEATURES_METADATA_KEY.to_string(),
-            serde_json::to_string(&features).expect("json"),
-        )],
-    );
+    let mut props = vec![(
+        mlops_onnx::FEATURES_METADATA_KEY.to_string(),
+        serde_json::to_string(&features).expect("json"),
+    )];
+    props.extend(metadata);
+    let bytes = mlops_trainer::export::logistic(&model, props);
     (model, bytes)
 }
 
@@ -145,6 +149,7 @@ impl TestGateway {
             ("GATEWAY_POLL_SECONDS", "1"),
             ("GATEWAY_SESSIONS_PER_MODEL", "2"),
             ("GATEWAY_REGISTRY_EVENTS", "off"),
+            ("GATEWAY_PREDICTION_LOG", "off"),
         ];
         pairs.extend_from_slice(extra);
         let config = GatewayConfig::from_env(&mut EnvReader::from_pairs(&pairs)).expect("config");

@@ -17,6 +17,18 @@
 - name: REGISTRY_EVENTS_TOPIC
   value: {{ .Values.events.topic | quote }}
 {{- end }}
+- name: GATEWAY_PREDICTION_LOG
+  value: {{ ternary "kafka" "off" .Values.predictionLog.enabled | quote }}
+{{- if .Values.predictionLog.enabled }}
+- name: PREDICTIONS_TOPIC
+  value: {{ .Values.predictionLog.topic | quote }}
+- name: PREDICTIONS_TOPIC_PARTITIONS
+  value: {{ .Values.predictionLog.partitions | int64 | quote }}
+- name: GATEWAY_PREDICTION_LOG_TIMEOUT_MS
+  value: {{ .Values.predictionLog.timeoutMs | int64 | quote }}
+{{- end }}
+- name: GATEWAY_DRIFT_WINDOW_ROWS
+  value: {{ .Values.drift.windowRows | int64 | quote }}
 {{- with .Values.sessionsPerModel }}
 - name: GATEWAY_SESSIONS_PER_MODEL
   value: {{ . | int64 | quote }}
