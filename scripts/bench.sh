@@ -5,6 +5,7 @@
 #   ./scripts/bench.sh registry   registry query latency at 100k versions (needs Postgres)
 #   ./scripts/bench.sh transform  bronze -> gold throughput vs DuckDB on the same data
 #   ./scripts/bench.sh train      trainer fit time and AUC vs LightGBM and scikit-learn on the same matrices
+#   ./scripts/bench.sh serve      gateway OIP infer req/s and latency vs FastAPI + scikit-learn and FastAPI + onnxruntime
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 what="${1:-all}"
@@ -26,4 +27,11 @@ if [ "$what" = all ] || [ "$what" = train ]; then
   ensure_python_requirements "$REPO_ROOT/scripts/requirements-bench.txt"
   BENCH_PYTHON="$MLOPS_VENV/bin/python" \
     cargo bench --locked -p mlops-trainer --bench train_vs_peers
+fi
+if [ "$what" = all ] || [ "$what" = serve ]; then
+  "$REPO_ROOT/scripts/infra.sh" start kafka
+  ensure_python_requirements "$REPO_ROOT/scripts/requirements-test.txt"
+  ensure_python_requirements "$REPO_ROOT/scripts/requirements-bench.txt"
+  BENCH_PYTHON="$MLOPS_VENV/bin/python" \
+    cargo bench --locked -p mlops-gateway --bench serve_vs_fastapi
 fi
