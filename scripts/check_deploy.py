@@ -750,6 +750,9 @@ def gateway_rules(
     if not env.get("GATEWAY_DRIFT_WINDOW_ROWS", {}).get("value", "0").lstrip("0").isdigit():
         problems.append(f"{g}: GATEWAY_DRIFT_WINDOW_ROWS is {env.get('GATEWAY_DRIFT_WINDOW_ROWS')!r}, expected a positive number")
     problems += lake_env_rules(g, c, lake)
+    if env.get("GATEWAY_PORTAL", {}).get("value") != "off" or "DATABASE_URL" in env:
+        # Until the chart gives the portal a shared database and an admin Secret.
+        problems.append(f"{g}: GATEWAY_PORTAL is {env.get('GATEWAY_PORTAL')!r}, expected off (no portal database)")
     if "ORT_DYLIB_PATH" in env:
         problems.append(f"{g}: ORT_DYLIB_PATH is overridden; the image's library is the one it ships")
     problems += token_file_rules(g, pod, c, "GATEWAY_REGISTRY_TOKEN_FILE", secret, key)

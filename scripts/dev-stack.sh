@@ -61,6 +61,11 @@ TOKEN_FILE="$REPO_ROOT/data/registry-admin-token"
 if [ ! -s "$TOKEN_FILE" ]; then
   (umask 077; printf 'mlops_%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$TOKEN_FILE")
 fi
+# The portal's bootstrap admin password, made the same way.
+PORTAL_PASSWORD_FILE="$REPO_ROOT/data/portal-admin-password"
+if [ ! -s "$PORTAL_PASSWORD_FILE" ]; then
+  (umask 077; head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$PORTAL_PASSWORD_FILE")
+fi
 log "starting model-registry (gRPC: 127.0.0.1:50051, admin: http://127.0.0.1:9104/metrics)"
 ADMIN_ADDR=127.0.0.1:9104 REGISTRY_GRPC_ADDR=127.0.0.1:50051 \
   DATABASE_URL="sqlite://$REPO_ROOT/data/registry.db?mode=rwc" ARTIFACTS_URL="$REPO_ROOT/data/artifacts" \
@@ -96,11 +101,13 @@ pids+=($!)
 # It reads the registry with the bootstrap token and follows its events, and
 # logs every prediction to predictions.v1 on the same broker; its churn API
 # reads the online features (gold/subscriber_features_latest) from the lake
-# transform writes (LAKE_URL, as the trainer gets it).
-log "starting gateway (Open Inference Protocol: http://127.0.0.1:8080/v2, churn API: http://127.0.0.1:8080/api/v1, gRPC: 127.0.0.1:8081, admin: http://127.0.0.1:9106/readyz)"
+# transform writes (LAKE_URL, as the trainer gets it). The portal's accounts
+# live in ./data/gateway.db.
+log "starting gateway (portal: http://127.0.0.1:8080/, Open Inference Protocol: http://127.0.0.1:8080/v2, churn API: http://127.0.0.1:8080/api/v1, gRPC: 127.0.0.1:8081, admin: http://127.0.0.1:9106/readyz)"
 ADMIN_ADDR=127.0.0.1:9106 GATEWAY_HTTP_ADDR=127.0.0.1:8080 GATEWAY_GRPC_ADDR=127.0.0.1:8081 \
   GATEWAY_REGISTRY_TOKEN_FILE="$TOKEN_FILE" GATEWAY_POLL_SECONDS=10 LAKE_URL="$LAKE_URL" \
-  GATEWAY_FEATURES_POLL_SECONDS=10 setsid "$BIN_DIR/gateway" 2>"$STACK_LOGS/gateway.log" &
+  GATEWAY_FEATURES_POLL_SECONDS=10 DATABASE_URL="sqlite://$REPO_ROOT/data/gateway.db?mode=rwc" \
+  GATEWAY_ADMIN_PASSWORD_FILE="$PORTAL_PASSWORD_FILE" setsid "$BIN_DIR/gateway" 2>"$STACK_LOGS/gateway.log" &
 pids+=($!)
 
 # Once the champion is served, prints a prediction request that works: one
@@ -119,6 +126,7 @@ print_prediction_curl() {
     "$TOKEN_FILE" >&2
   printf "curl -s -H \"Authorization: Bearer \$(cat %s)\" 'http://127.0.0.1:8080/api/v1/churn/at-risk?limit=5'\n" \
     "$TOKEN_FILE" >&2
+  log "the portal: http://127.0.0.1:8080/ (user admin, password in $PORTAL_PASSWORD_FILE)"
 }
 
 log "running; logs in $STACK_LOGS; Ctrl-C to stop"

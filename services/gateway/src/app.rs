@@ -22,6 +22,10 @@ use crate::monitor::Monitor;
 use crate::monitor::log::{LogMetrics, PredictionLog};
 use crate::oip::{self, ApiError, OipState};
 use crate::online::{FeatureMetrics, OnlineFeatures};
+use crate::portal::{
+    self, PortalState,
+    accounts::{AccountError, AccountStore},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -40,6 +44,8 @@ pub enum Error {
     Grpc(String),
     #[error("cannot create the prediction log's Kafka producer: {0}")]
     PredictionLog(#[source] rdkafka::error::KafkaError),
+    #[error("the portal: {0}")]
+    Portal(#[from] AccountError),
 }
 
 /// How long queued predictions may take to reach the brokers at shutdown.
@@ -54,6 +60,7 @@ pub struct App {
     metrics: GatewayMetrics,
     features: Arc<OnlineFeatures>,
     monitor: Arc<Monitor>,
+    accounts: Option<AccountStore>,
     readiness: Readiness,
 }
 
@@ -84,10 +91,15 @@ impl Service for App {
     type Config = GatewayConfig;
     type Error = Error;
 
-    /// Loads ONNX Runtime and binds the HTTP and gRPC listeners; the
-    /// registry is not contacted yet.
+    /// Loads ONNX Runtime, opens the portal's database (creating the
+    /// bootstrap admin) and binds the HTTP and gRPC listeners; the registry
+    /// is not contacted yet.
     async fn build(config: GatewayConfig, probes: Probes<'_>) -> Result<Self, Error> {
         mlops_onnx::init(&config.onnx_runtime)?;
+        let accounts = match &config.portal {
+            Some(portal) => Some(portal::open(portal).await?),
+            None => None,
+        };
         let metrics = GatewayMetrics::default();
         metrics.register(probes.metrics);
         let feature_metrics = FeatureMetrics::default();
@@ -126,6 +138,7 @@ impl Service for App {
             metrics,
             features,
             monitor,
+            accounts,
             readiness: probes.readiness,
         })
     }
@@ -140,6 +153,7 @@ impl Service for App {
             metrics,
             features,
             monitor,
+            accounts,
             readiness,
         } = self;
         readiness.set_detail(store.report());
@@ -190,16 +204,27 @@ impl Service for App {
             model: config.churn_model.as_str().into(),
             rankings: Default::default(),
         };
+        let portal_router = match (&accounts, &config.portal) {
+            (Some(accounts), Some(portal)) => portal::router(PortalState {
+                accounts: accounts.clone(),
+                config: Arc::new(portal.clone()),
+                api: api_state.clone(),
+            }),
+            _ => Router::new(),
+        };
         let router = Router::new()
             .merge(oip::router(state, auth.clone()))
             .merge(api::router(api_state, auth))
+            .merge(portal_router)
             .fallback(|uri: axum::http::Uri| async move {
                 ApiError::new(
                     axum::http::StatusCode::NOT_FOUND,
                     format!("no such endpoint: {}", uri.path()),
                 )
             });
-        info!(addr = %listener.local_addr().map_err(Error::Serve)?, "serving the Open Inference Protocol under /v2 and the churn API under /api/v1");
+        info!(addr = %listener.local_addr().map_err(Error::Serve)?, "serving the Open Inference Protocol under /v2, the churn API under /api/v1 and the portal at /");
+        // The peer address keys the portal's login throttling.
+        let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(listener, router)
             .with_graceful_shutdown({
                 let shutdown = shutdown.clone();
@@ -223,6 +248,9 @@ impl Service for App {
             }
         })
         .await;
+        if let Some(accounts) = accounts {
+            accounts.close().await;
+        }
         served.and(grpc_served)
     }
 }

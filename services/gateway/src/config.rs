@@ -9,6 +9,8 @@ use mlops_lake::LakeLocation;
 use mlops_runtime::{ConfigError, EnvReader, ServiceConfig, TelemetryConfig};
 use secrecy::SecretString;
 
+use crate::portal::PortalConfig;
+
 /// Where and how predictions are logged.
 #[derive(Clone, Debug)]
 pub struct PredictionLogConfig {
@@ -75,6 +77,9 @@ pub struct GatewayConfig {
     pub onnx_runtime: PathBuf,
     /// `ADMIN_ADDR`, default `0.0.0.0:9106`.
     pub admin_addr: SocketAddr,
+    /// `GATEWAY_PORTAL` (`on`, the default, or `off`): the portal at `/`,
+    /// with its database, bootstrap admin and sessions.
+    pub portal: Option<PortalConfig>,
     pub telemetry: TelemetryConfig,
 }
 
@@ -165,6 +170,14 @@ impl GatewayConfig {
             );
         }
         let admin_addr = env.parse("ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9106)));
+        let portal = match env.string("GATEWAY_PORTAL", "on").as_str() {
+            "on" => Some(PortalConfig::from_env(env)),
+            "off" => None,
+            other => {
+                env.problem(format!("GATEWAY_PORTAL={other:?}: expected `on` or `off`"));
+                None
+            }
+        };
         let telemetry = TelemetryConfig::from_env(env, "gateway");
         env.finish()?;
         Ok(Self {
@@ -186,6 +199,7 @@ impl GatewayConfig {
             features_poll: Duration::from_secs(features_poll),
             onnx_runtime: onnx_runtime.unwrap_or_default(),
             admin_addr,
+            portal,
             telemetry,
         })
     }
@@ -248,17 +262,35 @@ mod tests {
         assert_eq!(log.topic, "predictions.v1");
         assert_eq!(log.timeout, Duration::from_secs(30));
         assert_eq!(config.drift_window_rows, 10_000);
+        let portal = config.portal.expect("the portal is on by default");
+        assert_eq!(portal.session_ttl, Duration::from_secs(8 * 3600));
+        assert_eq!(
+            portal.cookie_secure,
+            crate::portal::session::CookieSecure::Auto
+        );
+        assert_eq!(portal.max_failures_per_account, 5);
+        assert!(portal.admin_password.is_none());
 
         let error = GatewayConfig::from_env(&mut EnvReader::from_pairs(&[
             ("GATEWAY_MODELS", "churn, bad name"),
             ("GATEWAY_CHURN_MODEL", "retention"),
             ("GATEWAY_PREDICTION_LOG", "file"),
             ("GATEWAY_DRIFT_WINDOW_ROWS", "0"),
+            ("GATEWAY_ADMIN_PASSWORD", "short"),
+            ("GATEWAY_COOKIE_SECURE", "maybe"),
         ]))
         .expect_err("missing token and runtime, bad name")
         .to_string();
         assert!(error.contains("GATEWAY_REGISTRY_TOKEN"), "{error}");
         assert!(error.contains("ORT_DYLIB_PATH"), "{error}");
+        assert!(
+            error.contains("GATEWAY_ADMIN_PASSWORD: the password must have at least 12 characters"),
+            "{error}"
+        );
+        assert!(
+            error.contains("GATEWAY_COOKIE_SECURE=\"maybe\": expected `auto`, `true` or `false`"),
+            "{error}"
+        );
         assert!(
             error.contains("\"bad name\" is not a model name"),
             "{error}"

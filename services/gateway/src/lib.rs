@@ -6,6 +6,7 @@
 //! and [`grpc`] serve, both through [`serving`]. [`api`] scores subscribers
 //! from the [`online`] features with the churn model's champion; [`monitor`]
 //! follows what is predicted (score histograms, drift, the prediction log).
+//! [`portal`] serves the browser portal at `/`, behind its own logins.
 
 pub mod api;
 pub mod app;
@@ -19,6 +20,7 @@ pub mod models;
 pub mod monitor;
 pub mod oip;
 pub mod online;
+pub mod portal;
 pub mod serving;
 
 pub use app::App;

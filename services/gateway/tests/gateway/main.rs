@@ -15,6 +15,7 @@ mod support;
 mod churn_api;
 mod grpc;
 mod monitor;
+mod portal;
 mod repository;
 mod serving;
 mod sklearn;

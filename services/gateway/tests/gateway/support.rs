@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use crate::registry_support::{self, Db, Options, TestRegistry};
 
 pub const MODEL: &str = "churn";
+/// The portal's bootstrap admin password in every test gateway.
+pub const ADMIN_PASSWORD: &str = "portal-admin-password";
 pub const WIDTH: usize = 3;
 
 pub fn ort_library() -> String {
@@ -134,11 +136,29 @@ pub struct TestGateway {
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<Result<(), mlops_runtime::LifecycleError>>>,
     pub client: reqwest::Client,
+    /// The portal's SQLite database, unless the test named another.
+    _portal_db: tempfile::TempDir,
 }
 
 impl TestGateway {
     pub async fn start(registry_url: &str, token: &str, extra: &[(&str, &str)]) -> Self {
+        Self::try_start(registry_url, token, extra)
+            .await
+            .unwrap_or_else(|e| panic!("gateway starts: {e}"))
+    }
+
+    /// Starts a gateway, or says why it would not start.
+    pub async fn try_start(
+        registry_url: &str,
+        token: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let ort = ort_library();
+        let portal_db = tempfile::tempdir().expect("temp dir");
+        let portal_url = format!(
+            "sqlite://{}?mode=rwc",
+            portal_db.path().join("gateway.db").display()
+        );
         let mut pairs: Vec<(&str, &str)> = vec![
             ("GATEWAY_HTTP_ADDR", "127.0.0.1:0"),
             ("GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
@@ -150,18 +170,20 @@ impl TestGateway {
             ("GATEWAY_SESSIONS_PER_MODEL", "2"),
             ("GATEWAY_REGISTRY_EVENTS", "off"),
             ("GATEWAY_PREDICTION_LOG", "off"),
+            ("DATABASE_URL", &portal_url),
+            ("GATEWAY_ADMIN_PASSWORD", ADMIN_PASSWORD),
         ];
         pairs.extend_from_slice(extra);
         let config = GatewayConfig::from_env(&mut EnvReader::from_pairs(&pairs)).expect("config");
         let launched = mlops_runtime::service::launch::<App>(config)
             .await
-            .expect("gateway starts");
+            .map_err(|e| e.to_string())?;
         let http = format!("http://{}", launched.service().http_addr());
         let grpc = format!("http://{}", launched.service().grpc_addr());
         let admin = launched.admin_addr();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(launched.run(shutdown.clone()));
-        Self {
+        Ok(Self {
             http,
             grpc,
             admin,
@@ -169,7 +191,8 @@ impl TestGateway {
             shutdown,
             task: Some(task),
             client: reqwest::Client::new(),
-        }
+            _portal_db: portal_db,
+        })
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

@@ -47,6 +47,10 @@
 - name: GATEWAY_CHURN_MODEL
   value: {{ . | quote }}
 {{- end }}
+{{- /* The portal needs a shared database and a bootstrap admin Secret, which
+this chart does not provide yet: its pods serve the APIs only. */}}
+- name: GATEWAY_PORTAL
+  value: "off"
 {{ include "mlops-common.lakeEnv" . }}
 {{- end -}}
 
