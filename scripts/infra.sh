@@ -6,6 +6,8 @@
 #   - Azurite's blob service (npm)
 #   - ONNX Runtime's shared library, from the pinned `onnxruntime` wheel in
 #     the project's venv (requirements-test.txt); `env` prints ORT_DYLIB_PATH
+#   - for the portal's browser tests, Debian's chromium (apt) driven by
+#     playwright-core (npm); no browser is ever downloaded
 #
 # Usage: scripts/infra.sh install | start [kafka|s3|azure ...] | stop | env | status
 # `env` prints the variables tests read (TEST_KAFKA_BROKERS, TEST_S3_*, TEST_AZURE_*).
@@ -13,8 +15,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TANSU_VERSION=0.6.0
 AZURITE_VERSION=3.37.0
+PLAYWRIGHT_VERSION=1.64.1
 TANSU_BIN="$MLOPS_CACHE_DIR/tools/tansu-$TANSU_VERSION/bin/tansu"
 AZURITE_DIR="$MLOPS_CACHE_DIR/tools/azurite-$AZURITE_VERSION"
+PLAYWRIGHT_DIR="$MLOPS_CACHE_DIR/tools/playwright-core-$PLAYWRIGHT_VERSION"
+CHROMIUM=/usr/bin/chromium
 RUN_DIR="${MLOPS_RUN_DIR:-$MLOPS_CACHE_DIR/run}"
 
 KAFKA_PORT="${TEST_KAFKA_PORT:-19092}"
@@ -47,9 +52,26 @@ install_azurite() {
   npm install --silent --no-audit --no-fund --prefix "$AZURITE_DIR" "azurite@$AZURITE_VERSION"
 }
 
+install_browser() {
+  if [ ! -x "$CHROMIUM" ]; then
+    command -v apt-get >/dev/null || die "the browser tests need Debian's chromium at $CHROMIUM"
+    log "installing Debian's chromium (the portal's browser tests)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+      || die "apt-get install chromium failed"
+  fi
+  [ -f "$PLAYWRIGHT_DIR/node_modules/playwright-core/package.json" ] && return
+  log "installing playwright-core $PLAYWRIGHT_VERSION"
+  mkdir -p "$PLAYWRIGHT_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$PLAYWRIGHT_DIR" "playwright-core@$PLAYWRIGHT_VERSION"
+}
+
 install_all() {
   install_tansu
   install_azurite
+  install_browser
   ensure_python_requirements "$REPO_ROOT/scripts/requirements-test.txt"
   ensure_python_requirements "$REPO_ROOT/scripts/requirements-triton.txt" "$MLOPS_TRITON_VENV"
   ensure_python_requirements "$REPO_ROOT/scripts/requirements-schemathesis.txt" "$MLOPS_SCHEMATHESIS_VENV"
@@ -161,6 +183,8 @@ export TEST_AZURE_KEY='$AZURITE_KEY'
 export TEST_PYTHON=$MLOPS_VENV/bin/python
 export TEST_TRITON_PYTHON=$MLOPS_TRITON_VENV/bin/python
 export TEST_SCHEMATHESIS=$MLOPS_SCHEMATHESIS_VENV/bin/schemathesis
+export TEST_CHROMIUM=$CHROMIUM
+export TEST_PLAYWRIGHT_DIR=$PLAYWRIGHT_DIR
 export ORT_DYLIB_PATH=$(ort_library)
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 ENV

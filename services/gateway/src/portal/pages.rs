@@ -151,7 +151,7 @@ pub fn overview(
     let main = html! {
         section aria-labelledby="served" {
             h2 #served { "Served models" }
-            table {
+            div.scroll { table {
                 thead { tr { th scope="col" { "Model" } th scope="col" { "Version" } th scope="col" { "Aliases" } th scope="col" { "State" } th scope="col" { "Reason" } } }
                 tbody {
                     @for m in models {
@@ -164,7 +164,7 @@ pub fn overview(
                         }
                     }
                 }
-            }
+            } }
         }
         section aria-labelledby="online" {
             h2 #online { "Online features" }
@@ -204,7 +204,7 @@ pub fn users(
         (error_box(error))
         section aria-labelledby="accounts" {
             h2 #accounts { "Accounts" }
-            table {
+            div.scroll { table {
                 thead { tr { th scope="col" { "User" } th scope="col" { "Role" } th scope="col" { "Created" } th scope="col" { "State" } th scope="col" { "Password" } } }
                 tbody {
                     @for u in users {
@@ -241,7 +241,7 @@ pub fn users(
                         }
                     }
                 }
-            }
+            } }
         }
         section aria-labelledby="new-account" {
             h2 #new-account { "New account" }
@@ -258,7 +258,7 @@ pub fn users(
         }
         section aria-labelledby="audit" {
             h2 #audit { "Audit trail" }
-            table {
+            div.scroll { table {
                 thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Action" } th scope="col" { "Account" } th scope="col" { "From" } th scope="col" { "Detail" } } }
                 tbody {
                     @for e in audit {
@@ -272,7 +272,7 @@ pub fn users(
                         }
                     }
                 }
-            }
+            } }
         }
     };
     page(user, "Users", main)

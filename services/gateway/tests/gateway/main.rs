@@ -12,6 +12,7 @@ mod trainer_support;
 
 mod support;
 
+mod browser;
 mod churn_api;
 mod grpc;
 mod monitor;
