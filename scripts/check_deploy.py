@@ -630,16 +630,17 @@ def lake_env_rules(t: str, c: dict[str, Any], lake: dict[str, Any]) -> list[str]
 
 
 def token_file_rules(t: str, pod: dict[str, Any], c: dict[str, Any], var: str, secret: str, key: str) -> list[str]:
-    """A registry token as a read-only, not world-readable file from key
-    `key` of Secret `secret`, named by env var (a *_FILE variable); never an
-    env value."""
+    """A token or password as a read-only, not world-readable file from key
+    `key` of Secret `secret`, named by env var (a *_FILE variable); no
+    token or password is ever an env value."""
     problems = []
     env = env_of(c)
     plain = var.removesuffix("_FILE")
     if plain in env:
         problems.append(f"{t}: {plain} is set; expected the token as a file")
     for e in c.get("env", []):
-        if "value" in e and e["name"] != var and "TOKEN" in e["name"].upper():
+        secretish = any(w in e["name"].upper() for w in ("TOKEN", "PASSWORD"))
+        if "value" in e and not e["name"].endswith("_FILE") and secretish:
             problems.append(f"{t}: env {e['name']} has a plain value")
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     token_file = env.get(var, {}).get("value", "")
@@ -658,6 +659,49 @@ def token_file_rules(t: str, pod: dict[str, Any], c: dict[str, Any], var: str, s
     return problems
 
 
+PORTAL_VALUES = {
+    "portal": {
+        "enabled": True,
+        "database": {"existingSecret": "portal-db"},
+        "adminPassword": {"existingSecret": "portal-admin"},
+        "clientIpHeader": "X-Forwarded-For",
+    },
+    "ingress": {"enabled": True, "className": "nginx", "host": "mlops.example.com", "tlsSecret": "mlops-tls"},
+}
+
+
+def portal_rules(docs: list[dict[str, Any]], pod: dict[str, Any], c: dict[str, Any]) -> list[str]:
+    """The portal (PORTAL_VALUES): GATEWAY_PORTAL=on, its database URL only
+    by reference to a Secret, the bootstrap admin password as a read-only
+    Secret file, the session and client-address settings; and a TLS Ingress
+    to the Service's http port."""
+    problems = []
+    g = GATEWAY
+    env = env_of(c)
+    if env.get("GATEWAY_PORTAL", {}).get("value") != "on":
+        problems.append(f"{g}: GATEWAY_PORTAL is {env.get('GATEWAY_PORTAL')!r}, expected on")
+    db = env.get("DATABASE_URL", {})
+    if "value" in db or db.get("valueFrom", {}).get("secretKeyRef") != {"name": "portal-db", "key": "url"}:
+        problems.append(f"{g}: DATABASE_URL is {db!r}, expected a secretKeyRef to portal-db/url")
+    problems += token_file_rules(g, pod, c, "GATEWAY_ADMIN_PASSWORD_FILE", "portal-admin", "password")
+    for k, v in {"GATEWAY_SESSION_MINUTES": "480", "GATEWAY_COOKIE_SECURE": "auto", "GATEWAY_CLIENT_IP_HEADER": "X-Forwarded-For"}.items():
+        if env.get(k, {}).get("value") != v:
+            problems.append(f"{g}: env {k} is {env.get(k)!r}, expected {v!r}")
+    ingress = by_name(docs, "Ingress", g)
+    if ingress is None:
+        return problems + [f"{g}: no Ingress with ingress.enabled"]
+    spec = ingress["spec"]
+    if spec.get("tls") != [{"hosts": ["mlops.example.com"], "secretName": "mlops-tls"}]:
+        problems.append(f"{ident(ingress)}: tls is {spec.get('tls')!r}, expected mlops-tls for mlops.example.com")
+    service = by_name(docs, "Service", g)
+    backend = {"service": {"name": service["metadata"]["name"] if service else None, "port": {"name": "http"}}}
+    rules = spec.get("rules", [])
+    paths = rules[0]["http"]["paths"] if rules else []
+    if spec.get("ingressClassName") != "nginx" or [p.get("backend") for p in paths] != [backend]:
+        problems.append(f"{ident(ingress)}: expected class nginx and one path to {backend!r}, got {rules!r}")
+    return problems
+
+
 def gateway_rules(
     docs: list[dict[str, Any]],
     secret: str = "gateway-registry-token",
@@ -669,6 +713,7 @@ def gateway_rules(
     pdb: dict[str, Any] | None = None,
     auth: bool = True,
     lake: dict[str, Any] = DEFAULT_LAKE,
+    portal: bool = False,
 ) -> list[str]:
     """The gateway: a stateless Deployment running `gateway` with the Open
     Inference Protocol ports `http` and `grpc` beside `admin`, on the pod and
@@ -750,9 +795,10 @@ def gateway_rules(
     if not env.get("GATEWAY_DRIFT_WINDOW_ROWS", {}).get("value", "0").lstrip("0").isdigit():
         problems.append(f"{g}: GATEWAY_DRIFT_WINDOW_ROWS is {env.get('GATEWAY_DRIFT_WINDOW_ROWS')!r}, expected a positive number")
     problems += lake_env_rules(g, c, lake)
-    if env.get("GATEWAY_PORTAL", {}).get("value") != "off" or "DATABASE_URL" in env:
-        # Until the chart gives the portal a shared database and an admin Secret.
-        problems.append(f"{g}: GATEWAY_PORTAL is {env.get('GATEWAY_PORTAL')!r}, expected off (no portal database)")
+    if portal:
+        problems += portal_rules(docs, pod, c)
+    elif env.get("GATEWAY_PORTAL", {}).get("value") != "off" or "DATABASE_URL" in env:
+        problems.append(f"{g}: GATEWAY_PORTAL is {env.get('GATEWAY_PORTAL')!r}, expected off with portal.enabled false")
     if "ORT_DYLIB_PATH" in env:
         problems.append(f"{g}: ORT_DYLIB_PATH is overridden; the image's library is the one it ships")
     problems += token_file_rules(g, pod, c, "GATEWAY_REGISTRY_TOKEN_FILE", secret, key)
@@ -1748,6 +1794,11 @@ def main() -> int:
         lambda: expect(gateway_render({GATEWAY: {"auth": {"enabled": False}}}, auth=False)[1]),
     )
     checks.run(
+        f"render {GATEWAY}.portal and ingress enabled: GATEWAY_PORTAL=on, DATABASE_URL and the admin password"
+        " from Secrets only, a TLS Ingress to the http port",
+        lambda: expect(gateway_render({GATEWAY: PORTAL_VALUES}, portal=True)[1]),
+    )
+    checks.run(
         f"render {GATEWAY}.events and predictionLog disabled: GATEWAY_REGISTRY_EVENTS=off,"
         " GATEWAY_PREDICTION_LOG=off, no KAFKA_* or PREDICTIONS_* settings",
         lambda: expect(
@@ -1840,6 +1891,21 @@ def main() -> int:
             f"{GATEWAY}: an inline GATEWAY_REGISTRY_TOKEN in extraEnv",
             {GATEWAY: {"extraEnv": [{"name": "GATEWAY_REGISTRY_TOKEN", "value": "mlops_0123456789abcdef"}]}},
             r"inline value",
+        ),
+        (
+            f"{GATEWAY}.portal without database.existingSecret",
+            {GATEWAY: {"portal": {"enabled": True, "adminPassword": {"existingSecret": "a"}}}},
+            r"portal\.database\.existingSecret is required",
+        ),
+        (
+            f"{GATEWAY}.portal without adminPassword.existingSecret",
+            {GATEWAY: {"portal": {"enabled": True, "database": {"existingSecret": "d"}}}},
+            r"portal\.adminPassword\.existingSecret is required",
+        ),
+        (
+            f"{GATEWAY}.ingress without tlsSecret",
+            {GATEWAY: {"ingress": {"enabled": True, "host": "mlops.example.com"}}},
+            r"ingress\.tlsSecret is required",
         ),
         (f"{GATEWAY}.models: []", {GATEWAY: {"models": []}}, r"models"),
         (f"{GATEWAY}.models: [\"churn model\"]", {GATEWAY: {"models": ["churn model"]}}, r"models"),

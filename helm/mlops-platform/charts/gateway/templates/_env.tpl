@@ -47,10 +47,28 @@
 - name: GATEWAY_CHURN_MODEL
   value: {{ . | quote }}
 {{- end }}
-{{- /* The portal needs a shared database and a bootstrap admin Secret, which
-this chart does not provide yet: its pods serve the APIs only. */}}
+{{- if .Values.portal.enabled }}
+- name: GATEWAY_PORTAL
+  value: "on"
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "gateway: portal.database.existingSecret is required with portal.enabled: the name of an existing Secret holding DATABASE_URL (postgres://user:password@host:5432/db)" .Values.portal.database.existingSecret }}
+      key: {{ .Values.portal.database.key }}
+- name: GATEWAY_ADMIN_PASSWORD_FILE
+  value: {{ printf "%s/password" (include "gateway.adminPasswordDir" .) | quote }}
+- name: GATEWAY_SESSION_MINUTES
+  value: {{ .Values.portal.sessionMinutes | int64 | quote }}
+- name: GATEWAY_COOKIE_SECURE
+  value: {{ .Values.portal.cookieSecure | quote }}
+{{- with .Values.portal.clientIpHeader }}
+- name: GATEWAY_CLIENT_IP_HEADER
+  value: {{ . | quote }}
+{{- end }}
+{{- else }}
 - name: GATEWAY_PORTAL
   value: "off"
+{{- end }}
 {{ include "mlops-common.lakeEnv" . }}
 {{- end -}}
 
@@ -78,6 +96,10 @@ names it in the model-registry chart).
 {{- printf "%s/token" (include "gateway.tokenDir" .) -}}
 {{- end -}}
 
+{{- define "gateway.adminPasswordDir" -}}
+/var/run/secrets/mlops/portal-admin
+{{- end -}}
+
 {{- define "gateway.volumes" -}}
 - name: registry-token
   secret:
@@ -87,12 +109,26 @@ names it in the model-registry chart).
         path: token
     # 0440: readable by the pod's group (fsGroup 65532) only.
     defaultMode: 288
+{{- if .Values.portal.enabled }}
+- name: portal-admin
+  secret:
+    secretName: {{ required "gateway: portal.adminPassword.existingSecret is required with portal.enabled: the name of an existing Secret holding the bootstrap admin's password" .Values.portal.adminPassword.existingSecret }}
+    items:
+      - key: {{ .Values.portal.adminPassword.key }}
+        path: password
+    defaultMode: 288
+{{- end }}
 {{- end -}}
 
 {{- define "gateway.volumeMounts" -}}
 - name: registry-token
   mountPath: {{ include "gateway.tokenDir" . }}
   readOnly: true
+{{- if .Values.portal.enabled }}
+- name: portal-admin
+  mountPath: {{ include "gateway.adminPasswordDir" . }}
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{/*
