@@ -290,7 +290,7 @@ impl AccountStore {
                 "the username {username:?} is taken"
             )));
         }
-        audit_in(
+        audit_on(
             &mut tx,
             actor,
             "user_created",
@@ -323,7 +323,7 @@ impl AccountStore {
             .bind(username)
             .execute(&mut *tx)
             .await?;
-        audit_in(
+        audit_on(
             &mut tx,
             actor,
             "role_changed",
@@ -364,7 +364,7 @@ impl AccountStore {
         } else {
             "user_enabled"
         };
-        audit_in(&mut tx, actor, action, username, "").await?;
+        audit_on(&mut tx, actor, action, username, "").await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -390,7 +390,7 @@ impl AccountStore {
             .bind(username)
             .execute(&mut *tx)
             .await?;
-        audit_in(&mut tx, actor, "password_changed", username, "").await?;
+        audit_on(&mut tx, actor, "password_changed", username, "").await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -430,7 +430,7 @@ impl AccountStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        audit_in(&mut tx, actor, "login", actor.username, "").await?;
+        audit_on(&mut tx, actor, "login", actor.username, "").await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -462,7 +462,7 @@ impl AccountStore {
             .bind(session_hash(id))
             .execute(&mut *tx)
             .await?;
-        audit_in(&mut tx, actor, "logout", actor.username, "").await?;
+        audit_on(&mut tx, actor, "logout", actor.username, "").await?;
         tx.commit().await?;
         Ok(())
     }
@@ -539,16 +539,8 @@ fn user_of(row: &sqlx::any::AnyRow) -> Result<User> {
     })
 }
 
-async fn audit_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    actor: Actor<'_>,
-    action: &str,
-    target: &str,
-    detail: &str,
-) -> Result<()> {
-    audit_on(tx, actor, action, target, detail).await
-}
-
+/// Appends an audit entry on `conn`, inside the caller's transaction when
+/// it is one.
 async fn audit_on(
     conn: &mut sqlx::AnyConnection,
     actor: Actor<'_>,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::PortalState;
 use super::accounts::{self, Actor, now_ms};
 use super::pages;
-use super::session::{self, ClientAddress, CurrentUser, LOGIN_COOKIE, SESSION_COOKIE};
+use super::session::{self, ClientAddress, CsrfForm, CurrentUser, LOGIN_COOKIE, SESSION_COOKIE};
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -31,12 +31,6 @@ pub struct LoginForm {
     csrf: String,
     #[serde(default)]
     next: String,
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 /// Where to go after logging in: a path on this site only.

@@ -150,6 +150,14 @@ impl CurrentUser {
     }
 }
 
+/// A form whose only field is the session's CSRF token (logout, enable,
+/// disable).
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
 /// Why a logged-in user may not do what they asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Denied {

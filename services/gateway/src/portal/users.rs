@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::PortalState;
 use super::accounts::{self, AccountError, Role};
 use super::pages;
-use super::session::CurrentUser;
+use super::session::{CsrfForm, CurrentUser};
 
 /// Audit entries the page lists.
 const AUDIT_ROWS: i64 = 100;
@@ -36,12 +36,6 @@ pub struct RoleForm {
     csrf: String,
     #[serde(default)]
     role: String,
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 #[derive(Deserialize)]
