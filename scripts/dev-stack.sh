@@ -8,7 +8,9 @@
 # and again as it advances, so a @champion exists within minutes, and the
 # gateway serving it over the Open Inference Protocol on 127.0.0.1:8080 (REST)
 # and 127.0.0.1:8081 (gRPC), with the churn API (/api/v1) on the online
-# features in the lake.
+# features in the lake and the portal at http://127.0.0.1:8080/ (accounts in
+# ./data/gateway.db, the admin password generated in
+# ./data/portal-admin-password).
 # Ctrl-C stops everything; the lake stays on disk.
 #
 # Settings: KAFKA_PORT (9092), LAKE_URL (./data/lake), PRODUCER_SUBSCRIBERS
