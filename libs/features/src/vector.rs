@@ -182,6 +182,52 @@ impl FeatureVector {
         ]
     }
 
+    /// Sets the feature at `index` of [`FEATURES`] (a what-if edit):
+    /// `None` is unknown, allowed for nullable features only; integer
+    /// features take whole numbers only.
+    pub fn set(&mut self, index: usize, value: Option<f64>) -> Result<(), String> {
+        let def = FEATURES
+            .get(index)
+            .ok_or_else(|| format!("there is no feature {index}"))?;
+        let long = || -> Result<Option<i64>, String> {
+            match value {
+                None if def.nullable => Ok(None),
+                None => Err(format!("{} cannot be unknown", def.name)),
+                Some(v) if v.fract() == 0.0 && v.abs() < 9e15 => Ok(Some(v as i64)),
+                Some(v) => Err(format!("{} takes whole numbers, not {v}", def.name)),
+            }
+        };
+        let double = || -> Result<f64, String> {
+            match value {
+                Some(v) if v.is_finite() => Ok(v),
+                Some(v) => Err(format!("{} must be a finite number, not {v}", def.name)),
+                None => Err(format!("{} cannot be unknown", def.name)),
+            }
+        };
+        let required = |v: Option<i64>| v.ok_or_else(|| format!("{} cannot be unknown", def.name));
+        match index {
+            0 => self.tenure_days = long()?,
+            1 => self.plan_price_cents = long()?,
+            2 => self.price_change_30d_cents = long()?,
+            3 => self.calls_7d = required(long()?)?,
+            4 => self.calls_30d = required(long()?)?,
+            5 => self.dropped_call_rate_7d = double()?,
+            6 => self.dropped_call_rate_30d = double()?,
+            7 => self.sms_30d = required(long()?)?,
+            8 => self.data_mb_7d = double()?,
+            9 => self.data_mb_30d = double()?,
+            10 => self.data_trend = double()?,
+            11 => self.top_ups_30d = required(long()?)?,
+            12 => self.top_up_cents_30d = required(long()?)?,
+            13 => self.tickets_30d = required(long()?)?,
+            14 => self.unresolved_tickets_30d = required(long()?)?,
+            15 => self.active_days_30d = required(long()?)?,
+            16 => self.days_since_last_activity = required(long()?)?,
+            _ => return Err(format!("{} cannot be edited", def.name)),
+        }
+        Ok(())
+    }
+
     /// The values as model inputs (`f32`, unknown as NaN), in [`FEATURES`] order.
     pub fn as_model_input(&self) -> Vec<f32> {
         self.values()
@@ -258,6 +304,26 @@ pub fn compute(as_of: NaiveDate, profile: &Profile, history: &[DailyActivity]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_feature_can_be_set_by_index_and_bad_values_are_named() {
+        let mut v = FeatureVector::default();
+        for (i, def) in FEATURES.iter().enumerate() {
+            v.set(i, Some(3.0)).expect(def.name);
+            assert_eq!(v.as_model_input()[i], 3.0, "{}", def.name);
+        }
+        v.set(0, None).expect("tenure can be unknown");
+        assert!(v.as_model_input()[0].is_nan());
+        assert_eq!(
+            v.set(3, None).expect_err("refused"),
+            "calls_7d cannot be unknown"
+        );
+        assert_eq!(
+            v.set(3, Some(1.5)).expect_err("refused"),
+            "calls_7d takes whole numbers, not 1.5"
+        );
+        assert!(v.set(17, Some(1.0)).is_err());
+    }
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 3, d).expect("date")

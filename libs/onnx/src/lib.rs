@@ -10,7 +10,9 @@
 //! [`FEATURES_METADATA_KEY`]. The output read is the class probabilities
 //! `[-1, 2]` (no `ZipMap`); the positive class is column 1.
 
+pub mod explain;
 pub mod model;
+pub mod proto;
 pub mod reference;
 
 use std::path::{Path, PathBuf};
