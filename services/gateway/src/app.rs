@@ -46,6 +46,8 @@ pub enum Error {
     PredictionLog(#[source] rdkafka::error::KafkaError),
     #[error("the portal: {0}")]
     Portal(#[from] AccountError),
+    #[error("the portal's registry client: {0}")]
+    PortalRegistry(#[from] mlops_registry_client::ClientError),
 }
 
 /// How long queued predictions may take to reach the brokers at shutdown.
@@ -205,11 +207,12 @@ impl Service for App {
             rankings: Default::default(),
         };
         let portal_router = match (&accounts, &config.portal) {
-            (Some(accounts), Some(portal)) => portal::router(PortalState {
-                accounts: accounts.clone(),
-                config: Arc::new(portal.clone()),
-                api: api_state.clone(),
-            }),
+            (Some(accounts), Some(portal)) => portal::router(PortalState::new(
+                accounts.clone(),
+                portal.clone(),
+                api_state.clone(),
+                &config,
+            )?),
             _ => Router::new(),
         };
         let router = Router::new()

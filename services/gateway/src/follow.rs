@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use mlops_onnx::explain::Explainer;
 use mlops_onnx::model::{DataType, LoadOptions, Model};
 use mlops_registry_client::{ClientError, RegistryClient, proto as pb};
 use mlops_runtime::{Readiness, Shutdown};
@@ -219,10 +220,12 @@ impl Follower {
             .await
             .map_err(|e| format!("download failed: {e}"))?;
         let options = self.load;
-        let model = tokio::task::spawn_blocking(move || Model::load(&bytes, options))
-            .await
-            .map_err(|e| format!("loading panicked: {e}"))?
-            .map_err(|e| e.to_string())?;
+        let (model, explainer) = tokio::task::spawn_blocking(move || {
+            Model::load(&bytes, options).map(|m| (m, Explainer::from_onnx(&bytes)))
+        })
+        .await
+        .map_err(|e| format!("loading panicked: {e}"))?
+        .map_err(|e| e.to_string())?;
         check_signature(version.signature.as_ref(), &model)?;
         info!(
             model = version.model_name,
@@ -235,6 +238,7 @@ impl Follower {
             version: version.version,
             sha256: version.artifact_sha256.clone(),
             model,
+            explainer,
             loaded_at: SystemTime::now(),
         }))
     }

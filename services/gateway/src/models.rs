@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use mlops_onnx::explain::Explainer;
 use mlops_onnx::model::Model;
 
 /// The aliases served, in order of preference for an unversioned request.
@@ -20,6 +21,9 @@ pub struct LoadedVersion {
     pub version: i64,
     pub sha256: String,
     pub model: Model,
+    /// How its scores decompose per input column, when its graph is one the
+    /// explainer reads (the trainer's exports).
+    pub explainer: Option<Explainer>,
     pub loaded_at: SystemTime,
 }
 

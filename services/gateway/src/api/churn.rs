@@ -72,6 +72,11 @@ fn binding(loaded: &LoadedVersion) -> Result<Binding, ApiError> {
     })
 }
 
+/// How `loaded` turns a feature row into its input columns.
+pub fn input_layout(loaded: &LoadedVersion) -> Result<InputLayout, ApiError> {
+    binding(loaded).map(|b| b.layout)
+}
+
 /// Positive-class probabilities of `rows`, in order.
 pub fn score(loaded: &LoadedVersion, rows: &[&FeatureRow]) -> Result<Vec<f32>, ApiError> {
     score_observed(loaded, rows, |_, _, _| {})

@@ -67,7 +67,7 @@ async fn openapi() -> Response {
 }
 
 impl ApiState {
-    fn table(&self) -> Result<Arc<FeatureTable>, ApiError> {
+    pub(crate) fn table(&self) -> Result<Arc<FeatureTable>, ApiError> {
         self.features.current().ok_or_else(|| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -77,7 +77,7 @@ impl ApiState {
         })
     }
 
-    fn champion(&self) -> Result<Arc<LoadedVersion>, ApiError> {
+    pub(crate) fn champion(&self) -> Result<Arc<LoadedVersion>, ApiError> {
         Ok(self.oip.store.resolve(&self.model, None)?)
     }
 

@@ -195,7 +195,7 @@ pub fn decoy_verify(password: &str) {
 
 #[derive(Clone, Debug)]
 pub struct AccountStore {
-    pool: AnyPool,
+    pub(super) pool: AnyPool,
 }
 
 impl AccountStore {

@@ -4,16 +4,27 @@
 //! server; a link the navigation hides is not what keeps a user out.
 
 pub mod accounts;
+mod console;
+mod dashboard;
+pub mod health;
+mod history;
+pub mod kpi;
 mod login;
+mod models;
+mod models_view;
+mod overview;
 pub mod pages;
+mod predict;
+pub mod registry;
+mod risk;
 pub mod session;
+pub mod sql;
 mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,7 +33,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::api::ApiState;
 use accounts::{AccountError, AccountStore, Actor, Role};
-use session::{CookieSecure, CurrentUser};
+use session::CookieSecure;
+use sql::{SqlEngine, SqlLimits};
 
 /// The bootstrap account, created from `GATEWAY_ADMIN_PASSWORD(_FILE)`.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
@@ -48,6 +60,19 @@ pub struct PortalConfig {
     pub max_failures_per_account: i64,
     pub max_failures_per_address: i64,
     pub failure_window: Duration,
+    /// `GATEWAY_SQL_MAX_ROWS` (1000), `GATEWAY_SQL_TIMEOUT_SECONDS` (10)
+    /// and `GATEWAY_SQL_MEMORY_MB` (256): the SQL console's per-query limits.
+    pub sql_limits: SqlLimits,
+    /// `GATEWAY_PORTAL_APPROVER_TOKEN(_FILE)`: the registry token (approver
+    /// role) data scientists and admins move aliases with; unset, the
+    /// portal cannot promote.
+    pub approver_token: Option<SecretString>,
+    /// With `KAFKA_BROKERS` set, the overview reports ingest lag and dead
+    /// letters from `EVENTS_TOPIC` and `DLQ_TOPIC`.
+    pub kafka: Option<health::KafkaHealth>,
+    /// `GATEWAY_HEALTH_STALE_MINUTES` (60) and `GATEWAY_HEALTH_LAG_RECORDS`
+    /// (10000): when gold's age and ingest's lag turn amber (×3 and ×10 red).
+    pub thresholds: health::Thresholds,
 }
 
 impl PortalConfig {
@@ -83,6 +108,32 @@ impl PortalConfig {
             .parse("GATEWAY_LOGIN_MAX_FAILURES_PER_ADDRESS", 20i64)
             .max(1);
         let window_minutes = env.parse("GATEWAY_LOGIN_WINDOW_MINUTES", 15u64).max(1);
+        let kafka = env.optional("KAFKA_BROKERS").map(|_| {
+            let events_topic = env.string("EVENTS_TOPIC", "telecom.events.v1");
+            health::KafkaHealth {
+                kafka: mlops_bus::KafkaSettings::from_env(env, "gateway-portal"),
+                dlq_topic: env.string("DLQ_TOPIC", &format!("{events_topic}.dlq")),
+                events_topic,
+            }
+        });
+        let thresholds = health::Thresholds {
+            stale_after: Duration::from_secs(
+                env.parse("GATEWAY_HEALTH_STALE_MINUTES", 60u64).max(1) * 60,
+            ),
+            lag_records: env.parse("GATEWAY_HEALTH_LAG_RECORDS", 10_000i64).max(1),
+        };
+        let defaults = SqlLimits::default();
+        let sql_limits = SqlLimits {
+            max_rows: env.parse("GATEWAY_SQL_MAX_ROWS", defaults.max_rows),
+            timeout: Duration::from_secs(env.parse("GATEWAY_SQL_TIMEOUT_SECONDS", 10u64)),
+            memory_bytes: env.parse("GATEWAY_SQL_MEMORY_MB", 256usize) << 20,
+        };
+        if sql_limits.max_rows == 0 || sql_limits.timeout.is_zero() || sql_limits.memory_bytes == 0
+        {
+            env.problem(
+                "GATEWAY_SQL_MAX_ROWS, GATEWAY_SQL_TIMEOUT_SECONDS and GATEWAY_SQL_MEMORY_MB must be at least 1",
+            );
+        }
         Self {
             database_url: SecretString::from(database_url),
             admin_password,
@@ -92,6 +143,10 @@ impl PortalConfig {
             max_failures_per_account,
             max_failures_per_address,
             failure_window: Duration::from_secs(window_minutes * 60),
+            sql_limits,
+            approver_token: env.secret("GATEWAY_PORTAL_APPROVER_TOKEN"),
+            kafka,
+            thresholds,
         }
     }
 }
@@ -101,6 +156,41 @@ pub struct PortalState {
     pub accounts: AccountStore,
     pub config: Arc<PortalConfig>,
     pub api: ApiState,
+    pub sql: Arc<SqlEngine>,
+    pub registry: registry::PortalRegistry,
+    pub kpis: Arc<kpi::KpiSource>,
+    pub health: Arc<health::PipelineHealth>,
+}
+
+impl PortalState {
+    /// The portal's pieces over the gateway's lake, registry and serving.
+    pub fn new(
+        accounts: AccountStore,
+        config: PortalConfig,
+        api: ApiState,
+        gateway: &crate::config::GatewayConfig,
+    ) -> Result<Self, mlops_registry_client::ClientError> {
+        let sql = Arc::new(SqlEngine::new(gateway.lake.clone(), config.sql_limits));
+        let health = health::PipelineHealth::new(
+            gateway.lake.clone(),
+            config.kafka.clone(),
+            config.thresholds,
+            sql.clone(),
+        );
+        Ok(Self {
+            registry: registry::PortalRegistry::new(
+                &gateway.registry_url,
+                &gateway.registry_token,
+                config.approver_token.as_ref(),
+            )?,
+            accounts,
+            api,
+            kpis: Arc::new(kpi::KpiSource::new(gateway.lake.clone())),
+            health: Arc::new(health),
+            sql,
+            config: Arc::new(config),
+        })
+    }
 }
 
 /// Opens (and migrates) the portal's database and makes sure an admin can
@@ -138,30 +228,80 @@ pub async fn open(config: &PortalConfig) -> Result<AccountStore, AccountError> {
 
 pub fn router(state: PortalState) -> Router {
     Router::new()
-        .route("/", get(overview))
+        .route("/", get(overview::page))
         .route("/login", get(login::page).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/admin/users", get(users::page).post(users::create))
         .route("/admin/users/{name}/role", post(users::set_role))
         .route("/admin/users/{name}/{action}", post(users::set_state))
         .route("/admin/users/{name}/password", post(users::set_password))
+        .route("/kpis", get(dashboard::page))
+        .route("/churn", get(risk::ranking))
+        .route("/churn/subscribers/{id}", get(risk::subscriber))
+        .route("/predict", get(predict::page).post(predict::what_if))
+        .route("/models", get(models::list))
+        .route("/models/{name}", get(models::model))
+        .route("/models/{name}/versions/{version}", get(models::version))
+        .route("/models/{name}/promote", post(models::promote))
+        .route("/sql", get(console::page).post(console::run))
+        .route("/sql/api", post(console::api))
         .route("/static/portal.css", get(stylesheet))
+        .route("/static/portal.js", get(script))
+        .route("/static/vendor/uplot.js", get(uplot_script))
+        .route("/static/vendor/uplot.css", get(uplot_stylesheet))
+        .layer(axum::middleware::from_fn(server_timing))
         .with_state(state)
 }
 
+/// `Server-Timing: render;dur=<ms>` on every portal response: how long the
+/// gateway took to build it (browsers show it in their network panel).
+async fn server_timing(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(value) = header::HeaderValue::from_str(&format!("render;dur={ms:.1}")) {
+        response.headers_mut().insert("server-timing", value);
+    }
+    response
+}
+
 async fn stylesheet() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../static/portal.css"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
-        include_str!("../../static/portal.css"),
+        body,
     )
         .into_response()
 }
 
-async fn overview(user: CurrentUser, State(state): State<PortalState>) -> Response {
-    let models = state.api.oip.index(false);
-    let features = state.api.features.current();
-    pages::overview(&user, &models, features.as_deref()).into_response()
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/portal.js"),
+    )
+}
+
+/// uPlot, the chart library, bundled into the binary (see
+/// `static/vendor/uplot/README.md` for its version and checksums).
+async fn uplot_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/vendor/uplot/uPlot.iife.min.js"),
+    )
+}
+
+async fn uplot_stylesheet() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../static/vendor/uplot/uPlot.min.css"),
+    )
 }

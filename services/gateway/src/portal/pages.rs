@@ -9,8 +9,6 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::accounts::{AuditEntry, Role, User};
 use super::session::CurrentUser;
-use crate::models::IndexEntry;
-use crate::online::FeatureTable;
 
 /// Percent-encodes a query value.
 pub fn url_encode(value: &str) -> String {
@@ -26,14 +24,14 @@ pub fn url_encode(value: &str) -> String {
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
-fn timestamp(ms: i64) -> String {
+pub(super) fn timestamp(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(
         || ms.to_string(),
         |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
     )
 }
 
-fn document(title: &str, nav: Option<Markup>, main: Markup) -> Markup {
+fn document(title: &str, nav: Option<Markup>, main: Markup, scripts: &[&str]) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -42,6 +40,10 @@ fn document(title: &str, nav: Option<Markup>, main: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · mlops portal" }
                 link rel="stylesheet" href="/static/portal.css";
+                @if scripts.iter().any(|s| s.contains("uplot")) {
+                    link rel="stylesheet" href="/static/vendor/uplot.css";
+                }
+                @for src in scripts { script src=(src) defer {} }
             }
             body {
                 a.skip href="#main" { "Skip to content" }
@@ -65,6 +67,13 @@ fn navigation(user: &CurrentUser) -> Markup {
         nav aria-label="Portal" {
             ul {
                 li { a href="/" { "Overview" } }
+                li { a href="/kpis" { "KPIs" } }
+                li { a href="/churn" { "Churn risk" } }
+                li { a href="/predict" { "Predictions" } }
+                li { a href="/models" { "Models" } }
+                @if role >= Role::Analyst {
+                    li { a href="/sql" { "SQL" } }
+                }
                 @if role >= Role::Admin {
                     li { a href="/admin/users" { "Users" } }
                 }
@@ -78,10 +87,20 @@ fn navigation(user: &CurrentUser) -> Markup {
     }
 }
 
-fn page(user: &CurrentUser, title: &str, main: Markup) -> Response {
+pub(super) fn page(user: &CurrentUser, title: &str, main: Markup) -> Response {
+    page_with_scripts(user, title, main, &[])
+}
+
+/// A page that loads `scripts` (the gateway's own, under `/static`).
+pub(super) fn page_with_scripts(
+    user: &CurrentUser,
+    title: &str,
+    main: Markup,
+    scripts: &[&str],
+) -> Response {
     html_response(
         StatusCode::OK,
-        document(title, Some(navigation(user)), main),
+        document(title, Some(navigation(user)), main, scripts),
     )
 }
 
@@ -118,11 +137,11 @@ pub fn login(token: &str, next: &str, username: &str, error: Option<&str>) -> Re
             button type="submit" { "Log in" }
         }
     };
-    html_response(StatusCode::OK, document("Log in", None, main))
+    html_response(StatusCode::OK, document("Log in", None, main, &[]))
 }
 
 pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
-    html_response(status, document(title, None, html! { p { (text) } }))
+    html_response(status, document(title, None, html! { p { (text) } }, &[]))
 }
 
 pub fn unavailable() -> Response {
@@ -141,49 +160,6 @@ pub fn forbidden(user: &CurrentUser, needs: Role) -> Response {
     let mut response = page(user, "Forbidden", main);
     *response.status_mut() = StatusCode::FORBIDDEN;
     response
-}
-
-pub fn overview(
-    user: &CurrentUser,
-    models: &[IndexEntry],
-    features: Option<&FeatureTable>,
-) -> Response {
-    let main = html! {
-        section aria-labelledby="served" {
-            h2 #served { "Served models" }
-            div.scroll { table {
-                thead { tr { th scope="col" { "Model" } th scope="col" { "Version" } th scope="col" { "Aliases" } th scope="col" { "State" } th scope="col" { "Reason" } } }
-                tbody {
-                    @for m in models {
-                        tr {
-                            td { (m.name) }
-                            td { (m.version) }
-                            td { (m.aliases.join(", ")) }
-                            td { span class=(if m.state == "READY" { "status green" } else { "status red" }) { (m.state) } }
-                            td { (m.reason) }
-                        }
-                    }
-                }
-            } }
-        }
-        section aria-labelledby="online" {
-            h2 #online { "Online features" }
-            @match features {
-                Some(table) => {
-                    p {
-                        "gold/subscriber_features_latest version " strong { (table.version) } ", "
-                        (table.rows.len()) " subscribers"
-                        @if let Some(ms) = table.committed_ms { ", committed " (timestamp(ms)) }
-                        "."
-                    }
-                }
-                None => {
-                    p.status.red { "Not loaded yet: the gateway has read no version of gold/subscriber_features_latest." }
-                }
-            }
-        }
-    };
-    page(user, "Overview", main)
 }
 
 pub fn users(

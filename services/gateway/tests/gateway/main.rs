@@ -14,9 +14,13 @@ mod support;
 
 mod browser;
 mod churn_api;
+mod console;
 mod grpc;
+mod insight_pages;
+mod models_page;
 mod monitor;
 mod portal;
+mod portal_client;
 mod repository;
 mod serving;
 mod sklearn;

@@ -2,155 +2,13 @@
 //! cookies, forms with CSRF tokens, redirects, role checks on the server,
 //! throttled logins and the audit trail.
 
-use std::collections::HashMap;
-
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
+use crate::portal_client::Browser;
 use crate::registry_support::{Db, TestDb};
 use crate::support::{ADMIN_PASSWORD, MODEL, TestGateway, World, linear_model};
 
-/// A cookie jar and a client that does not follow redirects.
-struct Browser {
-    base: String,
-    client: reqwest::Client,
-    cookies: HashMap<String, String>,
-    /// Every `Set-Cookie` of the last response.
-    set_cookies: Vec<String>,
-    forwarded_for: Option<String>,
-}
-
-struct Page {
-    status: StatusCode,
-    location: String,
-    body: String,
-}
-
-impl Browser {
-    fn new(gateway: &TestGateway) -> Self {
-        Self {
-            base: gateway.http.clone(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            cookies: HashMap::new(),
-            set_cookies: Vec::new(),
-            forwarded_for: None,
-        }
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let mut request = request;
-        if !self.cookies.is_empty() {
-            let jar: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            request = request.header(COOKIE, jar.join("; "));
-        }
-        if let Some(address) = &self.forwarded_for {
-            request = request.header("x-forwarded-for", address);
-        }
-        let response = request.send().await.expect("request");
-        self.set_cookies = response
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().expect("ascii cookie").to_owned())
-            .collect();
-        for cookie in &self.set_cookies {
-            let (pair, attributes) = cookie.split_once(';').unwrap_or((cookie, ""));
-            let (name, value) = pair.split_once('=').expect("name=value");
-            if attributes.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let status = response.status();
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .map(|v| v.to_str().expect("location").to_owned())
-            .unwrap_or_default();
-        let body = response.text().await.expect("body");
-        Page {
-            status,
-            location,
-            body,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let request = self.client.get(format!("{}{path}", self.base));
-        self.send(request).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let request = self.client.post(format!("{}{path}", self.base)).form(form);
-        self.send(request).await
-    }
-
-    /// The first hidden `csrf` value of a page.
-    fn csrf(page: &Page) -> String {
-        let at = page
-            .body
-            .find("name=\"csrf\" value=\"")
-            .unwrap_or_else(|| panic!("no csrf field in {}", page.body));
-        let rest = &page.body[at + "name=\"csrf\" value=\"".len()..];
-        rest[..rest.find('"').expect("closing quote")].to_owned()
-    }
-
-    async fn login(&mut self, username: &str, password: &str) -> Page {
-        let form = self.get("/login").await;
-        let csrf = Self::csrf(&form);
-        self.post(
-            "/login",
-            &[
-                ("username", username),
-                ("password", password),
-                ("csrf", &csrf),
-                ("next", "/"),
-            ],
-        )
-        .await
-    }
-
-    /// Logs in and returns the session's CSRF token (from the overview).
-    async fn logged_in(&mut self, username: &str, password: &str) -> String {
-        let login = self.login(username, password).await;
-        assert_eq!(
-            login.status,
-            StatusCode::SEE_OTHER,
-            "{username}: {}",
-            login.body
-        );
-        let overview = self.get("/").await;
-        assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
-        Self::csrf(&overview)
-    }
-}
-
 const VERA_PASSWORD: &str = "vera-first-password";
-
-/// Submits the new-account form.
-async fn create(
-    admin: &mut Browser,
-    csrf: &str,
-    username: &str,
-    role: &str,
-    password: &str,
-) -> Page {
-    let form = [
-        ("username", username),
-        ("role", role),
-        ("password", password),
-        ("csrf", csrf),
-    ];
-    admin.post("/admin/users", &form).await
-}
 
 #[tokio::test]
 async fn accounts_sessions_and_roles_are_enforced_on_the_server() {
@@ -223,7 +81,7 @@ async fn accounts_sessions_and_roles_are_enforced_on_the_server() {
     assert!(
         overview
             .body
-            .contains(&format!("<td>{MODEL}</td><td>{version}</td>")),
+            .contains(&format!(">{MODEL}</a></td><td>{version}</td>")),
         "{}",
         overview.body
     );
@@ -245,30 +103,40 @@ async fn accounts_sessions_and_roles_are_enforced_on_the_server() {
     );
 
     // Creating an account needs the session's CSRF token.
-    let forged = create(&mut admin, "nope", "vera", "viewer", VERA_PASSWORD).await;
+    let forged = admin
+        .create_account("nope", "vera", "viewer", VERA_PASSWORD)
+        .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
-    let bad = create(&mut admin, &csrf, "Vera!", "viewer", VERA_PASSWORD).await;
+    let bad = admin
+        .create_account(&csrf, "Vera!", "viewer", VERA_PASSWORD)
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(
         bad.body.contains("username &quot;Vera!&quot; is not valid"),
         "{}",
         bad.body
     );
-    let short = create(&mut admin, &csrf, "vera", "viewer", "short").await;
+    let short = admin.create_account(&csrf, "vera", "viewer", "short").await;
     assert!(
         short.body.contains("at least 12 characters"),
         "{}",
         short.body
     );
-    let unknown_role = create(&mut admin, &csrf, "vera", "root", VERA_PASSWORD).await;
+    let unknown_role = admin
+        .create_account(&csrf, "vera", "root", VERA_PASSWORD)
+        .await;
     assert!(
         unknown_role.body.contains("unknown role &quot;root&quot;"),
         "{}",
         unknown_role.body
     );
-    let created = create(&mut admin, &csrf, "vera", "viewer", VERA_PASSWORD).await;
+    let created = admin
+        .create_account(&csrf, "vera", "viewer", VERA_PASSWORD)
+        .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
-    let taken = create(&mut admin, &csrf, "vera", "viewer", VERA_PASSWORD).await;
+    let taken = admin
+        .create_account(&csrf, "vera", "viewer", VERA_PASSWORD)
+        .await;
     assert!(
         taken
             .body
