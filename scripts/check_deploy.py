@@ -664,6 +664,7 @@ PORTAL_VALUES = {
         "enabled": True,
         "database": {"existingSecret": "portal-db"},
         "adminPassword": {"existingSecret": "portal-admin"},
+        "approverToken": {"existingSecret": "portal-approver"},
         "clientIpHeader": "X-Forwarded-For",
     },
     "ingress": {"enabled": True, "className": "nginx", "host": "mlops.example.com", "tlsSecret": "mlops-tls"},
@@ -672,9 +673,10 @@ PORTAL_VALUES = {
 
 def portal_rules(docs: list[dict[str, Any]], pod: dict[str, Any], c: dict[str, Any]) -> list[str]:
     """The portal (PORTAL_VALUES): GATEWAY_PORTAL=on, its database URL only
-    by reference to a Secret, the bootstrap admin password as a read-only
-    Secret file, the session and client-address settings; and a TLS Ingress
-    to the Service's http port."""
+    by reference to a Secret, the bootstrap admin password and the approver
+    token as read-only Secret files, the session, client-address, SQL and
+    health settings, Kafka for the ingest health; and a TLS Ingress to the
+    Service's http port."""
     problems = []
     g = GATEWAY
     env = env_of(c)
@@ -684,7 +686,21 @@ def portal_rules(docs: list[dict[str, Any]], pod: dict[str, Any], c: dict[str, A
     if "value" in db or db.get("valueFrom", {}).get("secretKeyRef") != {"name": "portal-db", "key": "url"}:
         problems.append(f"{g}: DATABASE_URL is {db!r}, expected a secretKeyRef to portal-db/url")
     problems += token_file_rules(g, pod, c, "GATEWAY_ADMIN_PASSWORD_FILE", "portal-admin", "password")
-    for k, v in {"GATEWAY_SESSION_MINUTES": "480", "GATEWAY_COOKIE_SECURE": "auto", "GATEWAY_CLIENT_IP_HEADER": "X-Forwarded-For"}.items():
+    problems += token_file_rules(g, pod, c, "GATEWAY_PORTAL_APPROVER_TOKEN_FILE", "portal-approver", "token")
+    if "KAFKA_BROKERS" not in env:
+        problems.append(f"{g}: the portal reports ingest health without KAFKA_BROKERS")
+    expected = {
+        "GATEWAY_SESSION_MINUTES": "480",
+        "GATEWAY_COOKIE_SECURE": "auto",
+        "GATEWAY_CLIENT_IP_HEADER": "X-Forwarded-For",
+        "GATEWAY_SQL_MAX_ROWS": "1000",
+        "GATEWAY_SQL_TIMEOUT_SECONDS": "10",
+        "GATEWAY_SQL_MEMORY_MB": "256",
+        "EVENTS_TOPIC": "telecom.events.v1",
+        "GATEWAY_HEALTH_STALE_MINUTES": "60",
+        "GATEWAY_HEALTH_LAG_RECORDS": "10000",
+    }
+    for k, v in expected.items():
         if env.get(k, {}).get("value") != v:
             problems.append(f"{g}: env {k} is {env.get(k)!r}, expected {v!r}")
     ingress = by_name(docs, "Ingress", g)
@@ -790,7 +806,7 @@ def gateway_rules(
             problems.append(f"{g}: GATEWAY_PREDICTION_LOG_TIMEOUT_MS is {got!r}, expected a number")
     elif log != "off" or log_env:
         problems.append(f"{g}: prediction log off, but GATEWAY_PREDICTION_LOG is {log!r} with {log_env}")
-    if events_topic is None and predictions_topic is None and kafka_env:
+    if events_topic is None and predictions_topic is None and not portal and kafka_env:
         problems.append(f"{g}: neither events nor the prediction log use Kafka, yet it gets {kafka_env}")
     if not env.get("GATEWAY_DRIFT_WINDOW_ROWS", {}).get("value", "0").lstrip("0").isdigit():
         problems.append(f"{g}: GATEWAY_DRIFT_WINDOW_ROWS is {env.get('GATEWAY_DRIFT_WINDOW_ROWS')!r}, expected a positive number")
@@ -1487,6 +1503,16 @@ def compose_gateway_rules(services: dict[str, Any]) -> list[str]:
         problems.append(f"{g}: GATEWAY_PREDICTION_LOG, PREDICTIONS_TOPIC are {got!r}, expected kafka to predictions.v1")
     if "ORT_DYLIB_PATH" in env:
         problems.append(f"{g}: ORT_DYLIB_PATH is overridden; the image's library is the one it ships")
+    if env.get("GATEWAY_PORTAL") != "on":
+        problems.append(f"{g}: GATEWAY_PORTAL is {env.get('GATEWAY_PORTAL')!r}, expected on (the portal at :8080)")
+    if not re.match(r"^postgres://.*@postgres:5432/portal$", env.get("DATABASE_URL", "")):
+        problems.append(f"{g}: DATABASE_URL is {env.get('DATABASE_URL')!r}, expected the stack's Postgres, database portal")
+    if deps.get("portal-db-init", {}).get("condition") != "service_completed_successfully":
+        problems.append(f"{g}: must wait for portal-db-init to create the portal's database")
+    m = re.match(r"^\$\{GATEWAY_ADMIN_PASSWORD:-(.*)\}$", env.get("GATEWAY_ADMIN_PASSWORD", ""))
+    if m is None or len(m.group(1)) < 12:
+        problems.append(f"{g}: GATEWAY_ADMIN_PASSWORD is {env.get('GATEWAY_ADMIN_PASSWORD')!r}, expected ${{GATEWAY_ADMIN_PASSWORD:-<12+ characters>}}")
+    problems += compose_token_rules(g, env, "GATEWAY_PORTAL_APPROVER_TOKEN", services)
     return problems
 
 

@@ -104,12 +104,13 @@ pids+=($!)
 # logs every prediction to predictions.v1 on the same broker; its churn API
 # reads the online features (gold/subscriber_features_latest) from the lake
 # transform writes (LAKE_URL, as the trainer gets it). The portal's accounts
-# live in ./data/gateway.db.
+# live in ./data/gateway.db; its promotions use the bootstrap token too.
 log "starting gateway (portal: http://127.0.0.1:8080/, Open Inference Protocol: http://127.0.0.1:8080/v2, churn API: http://127.0.0.1:8080/api/v1, gRPC: 127.0.0.1:8081, admin: http://127.0.0.1:9106/readyz)"
 ADMIN_ADDR=127.0.0.1:9106 GATEWAY_HTTP_ADDR=127.0.0.1:8080 GATEWAY_GRPC_ADDR=127.0.0.1:8081 \
   GATEWAY_REGISTRY_TOKEN_FILE="$TOKEN_FILE" GATEWAY_POLL_SECONDS=10 LAKE_URL="$LAKE_URL" \
   GATEWAY_FEATURES_POLL_SECONDS=10 DATABASE_URL="sqlite://$REPO_ROOT/data/gateway.db?mode=rwc" \
-  GATEWAY_ADMIN_PASSWORD_FILE="$PORTAL_PASSWORD_FILE" setsid "$BIN_DIR/gateway" 2>"$STACK_LOGS/gateway.log" &
+  GATEWAY_ADMIN_PASSWORD_FILE="$PORTAL_PASSWORD_FILE" GATEWAY_PORTAL_APPROVER_TOKEN_FILE="$TOKEN_FILE" \
+  setsid "$BIN_DIR/gateway" 2>"$STACK_LOGS/gateway.log" &
 pids+=($!)
 
 # Once the champion is served, prints a prediction request that works: one

@@ -65,6 +65,26 @@
 - name: GATEWAY_CLIENT_IP_HEADER
   value: {{ . | quote }}
 {{- end }}
+{{- if .Values.portal.approverToken.existingSecret }}
+- name: GATEWAY_PORTAL_APPROVER_TOKEN_FILE
+  value: {{ printf "%s/token" (include "gateway.approverTokenDir" .) | quote }}
+{{- end }}
+- name: GATEWAY_SQL_MAX_ROWS
+  value: {{ .Values.portal.sql.maxRows | int64 | quote }}
+- name: GATEWAY_SQL_TIMEOUT_SECONDS
+  value: {{ .Values.portal.sql.timeoutSeconds | int64 | quote }}
+- name: GATEWAY_SQL_MEMORY_MB
+  value: {{ .Values.portal.sql.memoryMb | int64 | quote }}
+- name: EVENTS_TOPIC
+  value: {{ .Values.portal.health.eventsTopic | quote }}
+{{- with .Values.portal.health.dlqTopic }}
+- name: DLQ_TOPIC
+  value: {{ . | quote }}
+{{- end }}
+- name: GATEWAY_HEALTH_STALE_MINUTES
+  value: {{ .Values.portal.health.staleMinutes | int64 | quote }}
+- name: GATEWAY_HEALTH_LAG_RECORDS
+  value: {{ .Values.portal.health.lagRecords | int64 | quote }}
 {{- else }}
 - name: GATEWAY_PORTAL
   value: "off"
@@ -100,6 +120,10 @@ names it in the model-registry chart).
 /var/run/secrets/mlops/portal-admin
 {{- end -}}
 
+{{- define "gateway.approverTokenDir" -}}
+/var/run/secrets/mlops/portal-approver-token
+{{- end -}}
+
 {{- define "gateway.volumes" -}}
 - name: registry-token
   secret:
@@ -117,6 +141,15 @@ names it in the model-registry chart).
       - key: {{ .Values.portal.adminPassword.key }}
         path: password
     defaultMode: 288
+{{- if .Values.portal.approverToken.existingSecret }}
+- name: portal-approver-token
+  secret:
+    secretName: {{ .Values.portal.approverToken.existingSecret }}
+    items:
+      - key: {{ .Values.portal.approverToken.key }}
+        path: token
+    defaultMode: 288
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -128,6 +161,11 @@ names it in the model-registry chart).
 - name: portal-admin
   mountPath: {{ include "gateway.adminPasswordDir" . }}
   readOnly: true
+{{- if .Values.portal.approverToken.existingSecret }}
+- name: portal-approver-token
+  mountPath: {{ include "gateway.approverTokenDir" . }}
+  readOnly: true
+{{- end }}
 {{- end }}
 {{- end -}}
 
