@@ -313,9 +313,11 @@ pub async fn subscriber(
         Err(error) => return failure(&user, &title, &error),
     };
     let columns: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
+    // The date bound prunes the table to the 30 partitions needed.
+    let since = row.as_of_date - chrono::Duration::days(30);
     let sql = format!(
         "SELECT as_of_date, {} FROM gold.subscriber_features_daily WHERE subscriber_id = '{id}' \
-         ORDER BY as_of_date DESC LIMIT 30",
+         AND as_of_date > DATE '{since}' ORDER BY as_of_date DESC LIMIT 30",
         columns.join(", ")
     );
     let history = state.sql.run(&sql, Scope::Gold).await;
