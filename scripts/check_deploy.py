@@ -1665,6 +1665,71 @@ def dockerfile_ort_rules(
 
 # --------------------------------------------------------------------------
 
+ALERTS = {
+    "MlopsIngestLag", "MlopsDeadLetterRate", "MlopsTransformStale", "MlopsRegistryOutboxBacklog",
+    "MlopsTrainerFailing", "MlopsTrainerNoRecentSuccess", "MlopsGatewayErrors", "MlopsGatewayLatency",
+    "MlopsModelLoadFailed", "MlopsNoChampionServed", "MlopsPredictionDrift", "MlopsPredictionLogDropping",
+}
+METRIC_PREFIXES = ("producer_", "ingest_", "transform_", "registry_", "trainer_", "gateway_")
+
+
+def exported_metrics(root: Path) -> set[str]:
+    """Metric names the services register: the string literals with a
+    service prefix in their sources (prometheus-client adds `_total` to
+    counters and `_bucket`/`_sum`/`_count` to histograms)."""
+    names: set[str] = set()
+    literal = re.compile(r'"((?:%s)[a-z0-9_]+)"' % "|".join(METRIC_PREFIXES))
+    for src in list(root.glob("services/*/src/**/*.rs")) + list(root.glob("libs/*/src/**/*.rs")):
+        names.update(literal.findall(src.read_text()))
+    return names
+
+
+def alert_rules(docs: list[dict[str, Any]], root: Path) -> list[str]:
+    """The PrometheusRule (alerts.enabled): every expected alert, each with a
+    severity, a summary, a description and a runbook section that exists in
+    deploy/README.md, scoped to the release's namespace, and naming only
+    metrics the code exports."""
+    problems = []
+    rules = [d for d in docs if d["kind"] == "PrometheusRule"]
+    if len(rules) != 1:
+        return [f"expected one PrometheusRule with alerts.enabled, got {len(rules)}"]
+    rule = rules[0]
+    if rule["apiVersion"] != "monitoring.coreos.com/v1":
+        problems.append(f"{ident(rule)}: apiVersion is {rule['apiVersion']}")
+    if rule["metadata"].get("labels", {}).get("release") != "kube-prometheus-stack":
+        problems.append(f"{ident(rule)}: alerts.labels are not on the PrometheusRule")
+    exported = exported_metrics(root)
+    readme = (root / "deploy" / "README.md").read_text()
+    anchors = {re.sub(r"[^a-z0-9-]", "", h.strip().lower().replace(" ", "-")) for h in re.findall(r"^#+ (.+)$", readme, re.M)}
+    seen = set()
+    for group in rule["spec"]["groups"]:
+        for r in group.get("rules") or []:
+            name = r.get("alert", "?")
+            seen.add(name)
+            expr = str(r.get("expr", ""))
+            if r.get("labels", {}).get("severity") not in ("warning", "critical"):
+                problems.append(f"{name}: severity is {r.get('labels', {}).get('severity')!r}")
+            notes = r.get("annotations", {})
+            for key in ("summary", "description", "runbook"):
+                if not notes.get(key):
+                    problems.append(f"{name}: no {key} annotation")
+            runbook = notes.get("runbook", "")
+            if runbook != f"deploy/README.md#{name.lower()}" or name.lower() not in anchors:
+                problems.append(f"{name}: runbook {runbook!r} is not a section of deploy/README.md")
+            metrics = set(re.findall(r"\b((?:%s)[a-z0-9_]+)" % "|".join(METRIC_PREFIXES), expr))
+            if not metrics:
+                problems.append(f"{name}: its expression names no platform metric: {expr}")
+            for m in sorted(metrics):
+                base = re.sub(r"_(total|bucket|sum|count)$", "", m)
+                if base not in exported and m not in exported:
+                    problems.append(f"{name}: {m} is not a metric the code exports")
+            selectors = re.findall(r"\{([^}]*)\}", expr)
+            if not selectors or any(f'namespace="{NAMESPACE}"' not in sel for sel in selectors):
+                problems.append(f"{name}: not every selector is scoped to namespace {NAMESPACE}: {expr}")
+    if seen != ALERTS:
+        problems.append(f"alerts are {sorted(seen)}, expected {sorted(ALERTS)}")
+    return problems
+
 
 def main() -> int:
     ap = argparse.ArgumentParser()
@@ -1823,6 +1888,16 @@ def main() -> int:
         f"render {GATEWAY}.portal and ingress enabled: GATEWAY_PORTAL=on, DATABASE_URL and the admin password"
         " from Secrets only, a TLS Ingress to the http port",
         lambda: expect(gateway_render({GATEWAY: PORTAL_VALUES}, portal=True)[1]),
+    )
+    def alerts() -> None:
+        problems = [f"{ident(d)} rendered with alerts.enabled false" for d in render(root, {}) if d["kind"] == "PrometheusRule"]
+        docs = render(root, {"alerts": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}})
+        expect(problems + alert_rules(docs, root))
+
+    checks.run(
+        "render alerts.enabled: one PrometheusRule, every alert with severity, summary and a runbook"
+        " section in deploy/README.md, scoped to the namespace, naming only metrics the code exports",
+        alerts,
     )
     checks.run(
         f"render {GATEWAY}.events and predictionLog disabled: GATEWAY_REGISTRY_EVENTS=off,"
