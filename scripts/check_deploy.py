@@ -1665,6 +1665,76 @@ def dockerfile_ort_rules(
 
 # --------------------------------------------------------------------------
 
+# What each service may reach (besides DNS) and who may call which port.
+NETWORK_EGRESS = {
+    "producer": {"kafka", "otel"},
+    "ingest": {"kafka", "objectStorage", "otel"},
+    "transform": {"objectStorage", "otel"},
+    REGISTRY: {"postgres", "objectStorage", "kafka", "otel"},
+    TRAINER: {"objectStorage", "registry", "otel"},
+    GATEWAY: {"objectStorage", "registry", "kafka", "postgres", "otel"},
+}
+NETWORK_PORTS = {"kafka": [9092], "objectStorage": [443, 9000], "postgres": [5432], "otel": [4317, 4318]}
+MONITORING = {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+CLIENTS = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"mlops-platform/client": "true"}}}
+INGRESS_NS = {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+
+
+def network_rules(docs: list[dict[str, Any]]) -> list[str]:
+    """global.networkPolicy.enabled: one NetworkPolicy per service selecting
+    its pods, denying both directions but DNS, the egress the service needs
+    (NETWORK_EGRESS, never an open rule), the admin port from the monitoring
+    namespace, the gateway's HTTP/gRPC and the registry's gRPC from labelled
+    clients (HTTP also from the ingress controller), and the registry's gRPC
+    from the release's trainer and gateway."""
+    problems = []
+    policies = {d["metadata"]["labels"]["app.kubernetes.io/name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    if set(policies) != set(SERVICES):
+        return [f"NetworkPolicies for {sorted(policies)}, expected {sorted(SERVICES)}"]
+    for name, policy in policies.items():
+        who, spec = ident(policy), policy["spec"]
+        want_pods = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": RELEASE}
+        if spec.get("podSelector", {}).get("matchLabels") != want_pods:
+            problems.append(f"{who}: selects {spec.get('podSelector')!r}, expected {want_pods}")
+        if sorted(spec.get("policyTypes", [])) != ["Egress", "Ingress"]:
+            problems.append(f"{who}: policyTypes {spec.get('policyTypes')!r} do not deny both directions")
+        egress = spec.get("egress", [])
+        if any(not rule.get("ports") for rule in egress):
+            problems.append(f"{who}: an egress rule without ports allows everything")
+        dns = [r for r in egress if {p["port"] for p in r.get("ports", [])} == {53}]
+        if len(dns) != 1 or sorted(p["protocol"] for p in dns[0]["ports"]) != ["TCP", "UDP"]:
+            problems.append(f"{who}: no single DNS rule (53 over UDP and TCP)")
+        got = set()
+        for rule in egress:
+            ports = [p["port"] for p in rule.get("ports", [])]
+            if ports == [53, 53]:
+                continue
+            match = [k for k, v in NETWORK_PORTS.items() if v == ports]
+            if ports == ["grpc"] and rule.get("to") == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": REGISTRY, "app.kubernetes.io/instance": RELEASE}}}]:
+                got.add("registry")
+            elif len(match) == 1 and "to" not in rule:
+                got.add(match[0])
+            else:
+                problems.append(f"{who}: unexpected egress rule {rule!r}")
+        if got != NETWORK_EGRESS[name]:
+            problems.append(f"{who}: egress to {sorted(got)}, expected {sorted(NETWORK_EGRESS[name])}")
+        ingress = {tuple(p["port"] for p in r["ports"]): r["from"] for r in spec.get("ingress", []) if r.get("from") and r.get("ports")}
+        want = {("admin",): [{"namespaceSelector": MONITORING}]}
+        if name == GATEWAY:
+            want[("http",)] = [CLIENTS, {"namespaceSelector": INGRESS_NS}]
+            want[("grpc",)] = [CLIENTS]
+        if name == REGISTRY:
+            callers = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": n, "app.kubernetes.io/instance": RELEASE}}} for n in (TRAINER, GATEWAY)]
+            want[("grpc",)] = [CLIENTS, *callers]
+        for ports, peers in want.items():
+            if ingress.get(ports) != peers:
+                problems.append(f"{who}: ingress to {ports[0]} from {ingress.get(ports)!r}, expected {peers!r}")
+        extra = [r for r in spec.get("ingress", []) if tuple(p["port"] for p in r.get("ports", [])) not in want]
+        if extra or len(spec.get("ingress", [])) != len(want):
+            problems.append(f"{who}: unexpected ingress rules {spec.get('ingress')!r}")
+    return problems
+
+
 ALERTS = {
     "MlopsIngestLag", "MlopsDeadLetterRate", "MlopsTransformStale", "MlopsRegistryOutboxBacklog",
     "MlopsTrainerFailing", "MlopsTrainerNoRecentSuccess", "MlopsGatewayErrors", "MlopsGatewayLatency",
@@ -1888,6 +1958,18 @@ def main() -> int:
         f"render {GATEWAY}.portal and ingress enabled: GATEWAY_PORTAL=on, DATABASE_URL and the admin password"
         " from Secrets only, a TLS Ingress to the http port",
         lambda: expect(gateway_render({GATEWAY: PORTAL_VALUES}, portal=True)[1]),
+    )
+    def network() -> None:
+        problems = [f"{ident(d)} rendered with global.networkPolicy.enabled false" for d in render(root, {}) if d["kind"] == "NetworkPolicy"]
+        values = {"global": {"networkPolicy": {"enabled": True}}, GATEWAY: {"ingress": PORTAL_VALUES["ingress"]}}
+        docs = render(root, values)
+        policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+        expect(problems + kube_validate(policies, versions) + network_rules(docs))
+
+    checks.run(
+        "render global.networkPolicy.enabled: per service, default deny with DNS and only its egress,"
+        " admin from monitoring, the APIs from labelled clients, the registry from the trainer and gateway",
+        network,
     )
     def alerts() -> None:
         problems = [f"{ident(d)} rendered with alerts.enabled false" for d in render(root, {}) if d["kind"] == "PrometheusRule"]
