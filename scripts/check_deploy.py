@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import re
 import shlex
@@ -1801,6 +1802,41 @@ def alert_rules(docs: list[dict[str, Any]], root: Path) -> list[str]:
     return problems
 
 
+def dashboard_rules(docs: list[dict[str, Any]], root: Path) -> list[str]:
+    """dashboards.enabled: a ConfigMap per dashboard file, labelled for the
+    Grafana sidecar, holding the file unchanged; the files are what
+    scripts/grafana_dashboards.py writes; every query is scoped to the
+    namespace variable and names only metrics the code exports."""
+    problems = []
+    files = {f.name: f.read_text() for f in sorted((root / UMBRELLA / "dashboards").glob("*.json"))}
+    maps = [d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"].get("labels", {})]
+    held = {k: v for m in maps for k, v in m.get("data", {}).items()}
+    if set(held) != set(files) or len(maps) != len(files) or not files:
+        return [f"dashboard ConfigMaps hold {sorted(held)}, expected {sorted(files)}"]
+    spec = importlib.util.spec_from_file_location("grafana_dashboards", root / "scripts" / "grafana_dashboards.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    generated = {f"{n}.json": json.dumps(b, indent=2) + "\n" for n, b in [("pipeline", generator.PIPELINE), ("registry", generator.REGISTRY), ("serving", generator.SERVING)]}
+    if generated != files:
+        problems.append("dashboards/ differs from what scripts/grafana_dashboards.py writes: rerun it")
+    exported = exported_metrics(root)
+    for name, text in files.items():
+        if held[name].rstrip("\n") != text.rstrip("\n"):
+            problems.append(f"{name}: the ConfigMap does not hold the file")
+        board = json.loads(text)
+        for p in board["panels"]:
+            for t in p["targets"]:
+                expr = t["expr"]
+                metrics = set(re.findall(r"\b((?:%s)[a-z0-9_]+)" % "|".join(METRIC_PREFIXES), expr))
+                for m in sorted(metrics):
+                    if re.sub(r"_(total|bucket|sum|count)$", "", m) not in exported and m not in exported:
+                        problems.append(f"{name} / {p['title']}: {m} is not a metric the code exports")
+                selectors = re.findall(r"\{([^}]*)\}", re.sub(r"\{\{[^}]*\}\}", "", expr))
+                if not metrics or not selectors or any('namespace="$namespace"' not in s for s in selectors):
+                    problems.append(f"{name} / {p['title']}: not scoped to $namespace: {expr}")
+    return problems
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", type=Path, required=True)
@@ -1970,6 +2006,15 @@ def main() -> int:
         "render global.networkPolicy.enabled: per service, default deny with DNS and only its egress,"
         " admin from monitoring, the APIs from labelled clients, the registry from the trainer and gateway",
         network,
+    )
+    def dashboards() -> None:
+        problems = [f"{ident(d)} rendered with dashboards.enabled false" for d in render(root, {}) if "grafana_dashboard" in d["metadata"].get("labels", {})]
+        expect(problems + dashboard_rules(render(root, {"dashboards": {"enabled": True}}), root))
+
+    checks.run(
+        "render dashboards.enabled: a sidecar ConfigMap per dashboard, the files as the generator writes them,"
+        " every query scoped to $namespace and naming only metrics the code exports",
+        dashboards,
     )
     def alerts() -> None:
         problems = [f"{ident(d)} rendered with alerts.enabled false" for d in render(root, {}) if d["kind"] == "PrometheusRule"]
