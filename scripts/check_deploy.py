@@ -1192,8 +1192,29 @@ def scenario_azure(docs: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def spread_rules(docs: list[dict[str, Any]]) -> list[str]:
+    """By default every service's pods prefer other nodes than their
+    siblings and spread over zones, softly (ScheduleAnyway)."""
+    problems = []
+    for d in docs:
+        if d["kind"] not in ("Deployment", "CronJob"):
+            continue
+        spec = pod_spec(d)
+        labels = {k: v for k, v in d["metadata"]["labels"].items() if k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+        want_affinity = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": labels}}}
+        ]}}
+        want_spread = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": labels}}]
+        if spec.get("affinity") != want_affinity:
+            problems.append(f"{ident(d)}: affinity {spec.get('affinity')!r} is not the soft per-node anti-affinity")
+        if spec.get("topologySpreadConstraints") != want_spread:
+            problems.append(f"{ident(d)}: topologySpreadConstraints {spec.get('topologySpreadConstraints')!r} do not spread over zones softly")
+    return problems
+
+
 def scenario_default(docs: list[dict[str, Any]]) -> list[str]:
-    problems = topic_settings_rules(docs, *DEFAULT_TOPIC_SETTINGS)
+    problems = topic_settings_rules(docs, *DEFAULT_TOPIC_SETTINGS) + spread_rules(docs)
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
     want = sorted(
         [f"{k}/{RELEASE}-{s}" for s in SERVICES if s != TRAINER for k in ("Deployment", "Service", "ServiceAccount")]

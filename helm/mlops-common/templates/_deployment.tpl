@@ -166,18 +166,36 @@ spec:
   nodeSelector:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with $v.affinity }}
+  {{- /* Replicas spread over nodes and zones by default (soft: never
+  blocks scheduling); explicit affinity or constraints replace it. */}}
   affinity:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
+    {{- if $v.affinity }}
+    {{- toYaml $v.affinity | nindent 4 }}
+    {{- else }}
+    podAntiAffinity:
+      preferredDuringSchedulingIgnoredDuringExecution:
+        - weight: 100
+          podAffinityTerm:
+            topologyKey: kubernetes.io/hostname
+            labelSelector:
+              matchLabels:
+                {{- include "mlops-common.selectorLabels" $root | nindent 16 }}
+    {{- end }}
   {{- with $v.tolerations }}
   tolerations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with $v.topologySpreadConstraints }}
   topologySpreadConstraints:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
+    {{- if $v.topologySpreadConstraints }}
+    {{- toYaml $v.topologySpreadConstraints | nindent 4 }}
+    {{- else }}
+    - maxSkew: 1
+      topologyKey: topology.kubernetes.io/zone
+      whenUnsatisfiable: ScheduleAnyway
+      labelSelector:
+        matchLabels:
+          {{- include "mlops-common.selectorLabels" $root | nindent 10 }}
+    {{- end }}
 {{- end -}}
 
 
