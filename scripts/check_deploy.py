@@ -2016,6 +2016,28 @@ def main() -> int:
         " from Secrets only, a TLS Ingress to the http port",
         lambda: expect(gateway_render({GATEWAY: PORTAL_VALUES}, portal=True)[1]),
     )
+    def registry_autoscaled() -> None:
+        docs = render(root, {REGISTRY: {"autoscaling": {"enabled": True}}})
+        problems = kube_validate([d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == REGISTRY], versions)
+        hpa = by_name(docs, "HorizontalPodAutoscaler", REGISTRY)
+        deploy = by_name(docs, "Deployment", REGISTRY)
+        if hpa is None or deploy is None:
+            expect([f"{REGISTRY}: no HorizontalPodAutoscaler or Deployment with autoscaling.enabled"])
+        spec = hpa["spec"]
+        target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deploy["metadata"]["name"]}
+        if spec.get("scaleTargetRef") != target or (spec.get("minReplicas"), spec.get("maxReplicas")) != (2, 6):
+            problems.append(f"{ident(hpa)}: targets {spec.get('scaleTargetRef')!r} with {spec.get('minReplicas')}..{spec.get('maxReplicas')}")
+        if "replicas" in deploy["spec"]:
+            problems.append(f"{ident(deploy)}: sets replicas although its autoscaler owns the count")
+        if by_name(docs, "PodDisruptionBudget", REGISTRY) is None:
+            problems.append(f"{REGISTRY}: no PodDisruptionBudget for its 2+ autoscaled replicas")
+        expect(problems)
+
+    checks.run(
+        f"render {REGISTRY}.autoscaling.enabled: an autoscaling/v2 HorizontalPodAutoscaler (2-6) owns the"
+        " replica count, with a PodDisruptionBudget",
+        registry_autoscaled,
+    )
     def network() -> None:
         problems = [f"{ident(d)} rendered with global.networkPolicy.enabled false" for d in render(root, {}) if d["kind"] == "NetworkPolicy"]
         values = {"global": {"networkPolicy": {"enabled": True}}, GATEWAY: {"ingress": PORTAL_VALUES["ingress"]}}
