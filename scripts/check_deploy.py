@@ -1702,17 +1702,20 @@ CLIENTS = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"mlops-platf
 INGRESS_NS = {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
 
 
-def network_rules(docs: list[dict[str, Any]]) -> list[str]:
+def network_rules(docs: list[dict[str, Any]], egress_to: dict[str, list[Any]] | None = None) -> list[str]:
     """global.networkPolicy.enabled: one NetworkPolicy per service selecting
     its pods, denying both directions but DNS, the egress the service needs
     (NETWORK_EGRESS, never an open rule), the admin port from the monitoring
     namespace, the gateway's HTTP/gRPC and the registry's gRPC from labelled
     clients (HTTP also from the ingress controller), and the registry's gRPC
-    from the release's trainer and gateway."""
+    from the release's trainer and gateway. `egress_to` names the peers an
+    egress destination was narrowed to in the values."""
     problems = []
+    egress_to = egress_to or {}
     policies = {d["metadata"]["labels"]["app.kubernetes.io/name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
-    if set(policies) != set(SERVICES):
-        return [f"NetworkPolicies for {sorted(policies)}, expected {sorted(SERVICES)}"]
+    deployed = {d["metadata"]["labels"]["app.kubernetes.io/name"] for d in workloads(docs)} & set(SERVICES)
+    if set(policies) != deployed:
+        return [f"NetworkPolicies for {sorted(policies)}, expected {sorted(deployed)}"]
     for name, policy in policies.items():
         who, spec = ident(policy), policy["spec"]
         want_pods = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": RELEASE}
@@ -1734,7 +1737,7 @@ def network_rules(docs: list[dict[str, Any]]) -> list[str]:
             match = [k for k, v in NETWORK_PORTS.items() if v == ports]
             if ports == ["grpc"] and rule.get("to") == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": REGISTRY, "app.kubernetes.io/instance": RELEASE}}}]:
                 got.add("registry")
-            elif len(match) == 1 and "to" not in rule:
+            elif len(match) == 1 and rule.get("to") == egress_to.get(match[0]):
                 got.add(match[0])
             else:
                 problems.append(f"{who}: unexpected egress rule {rule!r}")
@@ -2037,6 +2040,30 @@ def main() -> int:
         f"render {REGISTRY}.autoscaling.enabled: an autoscaling/v2 HorizontalPodAutoscaler (2-6) owns the"
         " replica count, with a PodDisruptionBudget",
         registry_autoscaled,
+    )
+    def argocd() -> None:
+        app = yaml.safe_load((root / "deploy" / "argocd" / "mlops-platform.yaml").read_text())
+        chart = yaml.safe_load((root / UMBRELLA / "Chart.yaml").read_text())
+        problems = []
+        source, dest = app["spec"]["source"], app["spec"]["destination"]
+        if app.get("kind") != "Application" or source.get("chart") != "mlops-platform":
+            problems.append("deploy/argocd: not an Argo CD Application of the mlops-platform chart")
+        if str(source.get("targetRevision")) != chart["version"]:
+            problems.append(f"deploy/argocd: targetRevision {source.get('targetRevision')} is not the chart's {chart['version']}")
+        if (source["helm"].get("releaseName"), dest.get("namespace")) != (RELEASE, NAMESPACE):
+            problems.append("deploy/argocd: release and namespace differ from the ones the checks render with")
+        docs = render(root, source["helm"]["valuesObject"])
+        plain = [d for d in docs if not d["apiVersion"].startswith("monitoring.coreos.com/")]
+        np = source["helm"]["valuesObject"]["global"]["networkPolicy"]
+        peers = {k: v["to"] for k, v in np.items() if isinstance(v, dict) and v.get("to")}
+        problems += kube_validate(plain, versions) + platform_rules(docs) + network_rules(docs, peers)
+        problems += alert_rules(docs, root) + dashboard_rules(docs, root)
+        expect(problems)
+
+    checks.run(
+        "deploy/argocd: the Application installs this chart version; its values render and pass the strict"
+        " schemas, platform, network, alert and dashboard rules",
+        argocd,
     )
     def network() -> None:
         problems = [f"{ident(d)} rendered with global.networkPolicy.enabled false" for d in render(root, {}) if d["kind"] == "NetworkPolicy"]
