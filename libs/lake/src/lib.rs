@@ -10,12 +10,14 @@
 pub mod changes;
 pub mod lineage;
 pub mod location;
+pub mod open;
 pub mod query;
 pub mod read;
 pub mod tables;
 
 pub use deltalake;
 pub use location::LakeLocation;
+pub use open::OpenTables;
 pub use tables::{TableSpec, bronze, kpi_daily, quarantine, silver, subscriber_features};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mlops_features::FeatureRow;
 use mlops_features::row::from_record_batch;
-use mlops_lake::{LakeLocation, subscriber_features};
+use mlops_lake::{LakeLocation, OpenTables, subscriber_features};
 use mlops_runtime::Shutdown;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -79,7 +79,7 @@ impl FeatureMetrics {
 
 /// The current table, shared by requests and replaced by [`OnlineFeatures::run`].
 pub struct OnlineFeatures {
-    lake: LakeLocation,
+    tables: OpenTables,
     current: RwLock<Option<Arc<FeatureTable>>>,
     metrics: FeatureMetrics,
 }
@@ -87,7 +87,7 @@ pub struct OnlineFeatures {
 impl OnlineFeatures {
     pub fn new(lake: LakeLocation, metrics: FeatureMetrics) -> Self {
         Self {
-            lake,
+            tables: OpenTables::new(lake),
             current: RwLock::new(None),
             metrics,
         }
@@ -105,7 +105,7 @@ impl OnlineFeatures {
     /// use; returns the version in use afterwards.
     pub async fn refresh(&self) -> Result<Option<u64>, mlops_lake::Error> {
         let spec = subscriber_features::latest_spec();
-        let Some(table) = spec.open_if_exists(&self.lake).await? else {
+        let Some(table) = self.tables.latest(&spec).await? else {
             return Ok(None);
         };
         let Some(version) = table.version() else {

@@ -12,7 +12,7 @@ use mlops_bus::KafkaSettings;
 use mlops_bus::dead_letter::REASON;
 use mlops_lake::lineage::ingest_app_id;
 use mlops_lake::{
-    LakeLocation, TableSpec, bronze, kpi_daily, quarantine, silver, subscriber_features,
+    LakeLocation, OpenTables, TableSpec, bronze, kpi_daily, quarantine, silver, subscriber_features,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -113,7 +113,7 @@ pub struct Thresholds {
 }
 
 pub struct PipelineHealth {
-    lake: LakeLocation,
+    tables: OpenTables,
     kafka: Option<KafkaHealth>,
     thresholds: Thresholds,
     sql: Arc<SqlEngine>,
@@ -134,7 +134,7 @@ impl PipelineHealth {
         sql: Arc<SqlEngine>,
     ) -> Self {
         Self {
-            lake,
+            tables: OpenTables::new(lake),
             kafka,
             thresholds,
             sql,
@@ -159,7 +159,7 @@ impl PipelineHealth {
         &self,
         spec: &TableSpec,
     ) -> (TableState, Option<mlops_lake::deltalake::DeltaTable>) {
-        let opened = spec.open_if_exists(&self.lake).await.ok().flatten();
+        let opened = self.tables.latest(spec).await.ok().flatten();
         let version = opened.as_ref().and_then(|t| t.version());
         let committed_ms = opened
             .as_ref()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type, Int64Type};
 use chrono::NaiveDate;
-use mlops_lake::{LakeLocation, kpi_daily};
+use mlops_lake::{LakeLocation, OpenTables, kpi_daily};
 use tokio::sync::Mutex;
 
 /// How long a read of the table serves before its version is checked again.
@@ -160,14 +160,14 @@ pub fn rows_of(batch: &RecordBatch) -> Result<Vec<KpiRow>, String> {
 
 /// The table, read lazily and kept while its version stands.
 pub struct KpiSource {
-    lake: LakeLocation,
+    tables: OpenTables,
     held: Mutex<Option<(Instant, Arc<KpiTable>)>>,
 }
 
 impl KpiSource {
     pub fn new(lake: LakeLocation) -> Self {
         Self {
-            lake,
+            tables: OpenTables::new(lake),
             held: Mutex::new(None),
         }
     }
@@ -181,11 +181,7 @@ impl KpiSource {
             return Ok(Some(table.clone()));
         }
         let spec = kpi_daily::spec();
-        let Some(delta) = spec
-            .open_if_exists(&self.lake)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(delta) = self.tables.latest(&spec).await.map_err(|e| e.to_string())? else {
             return Ok(None);
         };
         let version = delta.version().unwrap_or_default();

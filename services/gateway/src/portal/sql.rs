@@ -26,7 +26,9 @@ use mlops_lake::deltalake::datafusion::execution::disk_manager::{
 use mlops_lake::deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use mlops_lake::deltalake::datafusion::sql::parser::Statement;
 use mlops_lake::deltalake::datafusion::sql::sqlparser::ast;
-use mlops_lake::{LakeLocation, TableSpec, kpi_daily, quarantine, silver, subscriber_features};
+use mlops_lake::{
+    LakeLocation, OpenTables, TableSpec, kpi_daily, quarantine, silver, subscriber_features,
+};
 
 /// What a query may read: the gold tables, or gold and silver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,13 +167,16 @@ impl QueryResult {
 
 #[derive(Clone, Debug)]
 pub struct SqlEngine {
-    lake: LakeLocation,
+    tables: OpenTables,
     pub limits: SqlLimits,
 }
 
 impl SqlEngine {
     pub fn new(lake: LakeLocation, limits: SqlLimits) -> Self {
-        Self { lake, limits }
+        Self {
+            tables: OpenTables::new(lake),
+            limits,
+        }
     }
 
     fn session(&self) -> Result<SessionContext, SqlError> {
@@ -294,9 +299,9 @@ impl SqlEngine {
             if versions.iter().any(|(n, _)| *n == table.qualified()) {
                 continue;
             }
-            let Some(delta) = table
-                .spec
-                .open_if_exists(&self.lake)
+            let Some(delta) = self
+                .tables
+                .latest(&table.spec)
                 .await
                 .map_err(|e| SqlError::Lake(e.to_string()))?
             else {
