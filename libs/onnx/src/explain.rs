@@ -35,6 +35,15 @@ impl Explanation {
     }
 }
 
+/// What a tree explanation needs of the background population: each
+/// node's expected value. Computed once per population with
+/// [`Explainer::background`], then shared by every row explained.
+#[derive(Clone, Debug, Default)]
+pub struct Background {
+    /// Per tree, per node.
+    expected: Vec<Vec<f64>>,
+}
+
 #[derive(Clone, Debug)]
 pub enum Explainer {
     Linear(Linear),
@@ -130,9 +139,24 @@ impl Explainer {
         }
     }
 
-    /// The contributions for `row` (one value per input column). Trees take
-    /// expected values over `background` (rows of the same width).
-    pub fn explain(&self, row: &[f32], background: &[Vec<f32>]) -> Explanation {
+    /// The expected values over `rows` (of the model's input width) that
+    /// tree explanations take; empty for the linear model, which needs none.
+    pub fn background(&self, rows: &[Vec<f32>]) -> Background {
+        match self {
+            Explainer::Linear(_) => Background::default(),
+            Explainer::Trees(trees) => Background {
+                expected: trees
+                    .trees
+                    .iter()
+                    .map(|tree| Trees::expected(tree, rows))
+                    .collect(),
+            },
+        }
+    }
+
+    /// The contributions for `row` (one value per input column), trees
+    /// against `background` from [`Explainer::background`].
+    pub fn explain(&self, row: &[f32], background: &Background) -> Explanation {
         match self {
             Explainer::Linear(linear) => linear.explain(row),
             Explainer::Trees(trees) => trees.explain(row, background),
@@ -369,11 +393,14 @@ impl Trees {
         out
     }
 
-    fn explain(&self, row: &[f32], background: &[Vec<f32>]) -> Explanation {
+    fn explain(&self, row: &[f32], background: &Background) -> Explanation {
         let mut contributions = vec![0f64; self.width.max(row.len())];
         let mut bias = self.base;
-        for tree in &self.trees {
-            let expected = Self::expected(tree, background);
+        for (t, tree) in self.trees.iter().enumerate() {
+            let Some(expected) = background.expected.get(t).filter(|e| e.len() == tree.len())
+            else {
+                continue; // a background of another model: nothing to attribute
+            };
             bias += expected[0];
             let path = Self::path(tree, row);
             for pair in path.windows(2) {
@@ -469,7 +496,7 @@ mod tests {
             }],
         );
         let explainer = Explainer::from_onnx(&model).expect("explainer");
-        let e = explainer.explain(&[3.0, f32::NAN], &[]);
+        let e = explainer.explain(&[3.0, f32::NAN], &explainer.background(&[]));
         // (3 - 1) * 0.5 * 2 = 2; the missing column is imputed to its mean (0)
         // and its indicator adds 0.7.
         assert_eq!(e.bias, 0.25);
@@ -513,7 +540,7 @@ mod tests {
             vec![9.0, 1.0],
         ];
         // E[root] = (1 - 1 + 3 + 3) / 4 = 1.5; E[right] = (-1 + 3 + 3) / 3 = 5/3.
-        let e = explainer.explain(&[9.0, 1.0], &background);
+        let e = explainer.explain(&[9.0, 1.0], &explainer.background(&background));
         assert!((e.bias - 2.0).abs() < 1e-9, "{e:?}");
         assert!((e.contributions[0] - (5.0 / 3.0 - 1.5)).abs() < 1e-9);
         assert!((e.contributions[1] - (3.0 - 5.0 / 3.0)).abs() < 1e-9);

@@ -160,6 +160,7 @@ pub struct PortalState {
     pub registry: registry::PortalRegistry,
     pub kpis: Arc<kpi::KpiSource>,
     pub health: Arc<health::PipelineHealth>,
+    pub backgrounds: Arc<risk::BackgroundCache>,
 }
 
 impl PortalState {
@@ -187,6 +188,7 @@ impl PortalState {
             api,
             kpis: Arc::new(kpi::KpiSource::new(gateway.lake.clone())),
             health: Arc::new(health),
+            backgrounds: Arc::default(),
             sql,
             config: Arc::new(config),
         })

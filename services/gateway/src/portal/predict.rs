@@ -110,7 +110,7 @@ fn scored(
         model: loaded.model_name.clone(),
         version: loaded.version,
         score,
-        drivers: drivers(&loaded, &layout, table, row),
+        drivers: drivers(&loaded, &layout, table, row, &state.backgrounds),
         regions,
         plans,
     })

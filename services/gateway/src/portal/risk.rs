@@ -3,12 +3,14 @@
 //! the score, its main drivers and the last 30 days of features.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use mlops_features::{FEATURES, FeatureRow, InputLayout, input::Source};
+use mlops_onnx::explain::Background;
 
 use super::PortalState;
 use super::pages::{self, url_encode};
@@ -64,6 +66,49 @@ fn shown(value: f32) -> String {
     }
 }
 
+fn encode(layout: &InputLayout, row: &FeatureRow) -> Vec<f32> {
+    let mut out = Vec::with_capacity(layout.width());
+    layout.encode(row, &mut out);
+    out
+}
+
+/// The tree explanations' background (expected values over today's
+/// subscribers), kept until the model or the online features change: it
+/// walks every tree for a thousand rows, too much to redo per page.
+#[derive(Default)]
+pub struct BackgroundCache(Mutex<Option<(BackgroundKey, Arc<Background>)>>);
+
+type BackgroundKey = (i64, String, u64);
+
+impl BackgroundCache {
+    fn get(
+        &self,
+        loaded: &LoadedVersion,
+        layout: &InputLayout,
+        table: &FeatureTable,
+    ) -> Arc<Background> {
+        let key = (loaded.version, loaded.sha256.clone(), table.version);
+        if let Some((kept, background)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && *kept == key
+        {
+            return background.clone();
+        }
+        let Some(explainer) = loaded.explainer.as_ref() else {
+            return Arc::default();
+        };
+        let step = (table.rows.len() / BACKGROUND_ROWS).max(1);
+        let rows: Vec<Vec<f32>> = table
+            .rows
+            .iter()
+            .step_by(step)
+            .map(|r| encode(layout, r))
+            .collect();
+        let background = Arc::new(explainer.background(&rows));
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, background.clone()));
+        background
+    }
+}
+
 /// The drivers of `row`'s score by `loaded`, or `None` when the model's
 /// graph is not one the explainer reads.
 pub fn drivers(
@@ -71,16 +116,11 @@ pub fn drivers(
     layout: &InputLayout,
     table: &FeatureTable,
     row: &FeatureRow,
+    backgrounds: &BackgroundCache,
 ) -> Option<Drivers> {
     let explainer = loaded.explainer.as_ref()?;
-    let encode = |r: &FeatureRow| {
-        let mut out = Vec::with_capacity(layout.width());
-        layout.encode(r, &mut out);
-        out
-    };
-    let step = (table.rows.len() / BACKGROUND_ROWS).max(1);
-    let background: Vec<Vec<f32>> = table.rows.iter().step_by(step).map(encode).collect();
-    let input = encode(row);
+    let background = backgrounds.get(loaded, layout, table);
+    let input = encode(layout, row);
     let explanation = explainer.explain(&input, &background);
     let mut grouped: Vec<Driver> = Vec::new();
     for ((source, contribution), value) in layout
@@ -305,7 +345,7 @@ pub async fn subscriber(
             .copied()
             .unwrap_or(f32::NAN);
         let layout = churn::input_layout(&loaded)?;
-        let drivers = drivers(&loaded, &layout, &table, &row);
+        let drivers = drivers(&loaded, &layout, &table, &row, &state.backgrounds);
         Ok((table, loaded, row, score, drivers))
     })();
     let (table, loaded, row, score, drivers) = match found {
