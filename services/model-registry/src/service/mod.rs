@@ -180,6 +180,13 @@ impl ModelRegistry for RegistryService {
         versions::get(self, request).await
     }
 
+    async fn update_model_version(
+        &self,
+        request: Request<pb::UpdateModelVersionRequest>,
+    ) -> Result<Response<pb::ModelVersion>, Status> {
+        versions::update(self, request).await
+    }
+
     async fn search_model_versions(
         &self,
         request: Request<pb::SearchModelVersionsRequest>,

@@ -53,3 +53,18 @@ pub(super) async fn search(
         )
         .await
 }
+
+pub(super) async fn update(
+    service: &RegistryService,
+    request: Request<pb::UpdateModelVersionRequest>,
+) -> Result<Response<pb::ModelVersion>, Status> {
+    let (metadata, _, req) = request.into_parts();
+    service
+        .call(
+            "UpdateModelVersion",
+            &metadata,
+            Role::Writer,
+            |p| async move { service.store.update_version(&p, req).await },
+        )
+        .await
+}

@@ -12,6 +12,7 @@ mod outbox;
 mod runs;
 mod search;
 mod tokens;
+mod version_edits;
 mod versions;
 
 use std::str::FromStr;

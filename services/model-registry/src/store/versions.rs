@@ -289,7 +289,7 @@ impl Store {
             .ok_or_else(|| version_not_found(model_name, version))
     }
 
-    async fn version_id(&self, model_name: &str, version: i64) -> Result<i64> {
+    pub(super) async fn version_id(&self, model_name: &str, version: i64) -> Result<i64> {
         validate::version(version)?;
         let row = sqlx::query(
             "SELECT v.id FROM model_versions v JOIN registered_models m ON m.id = v.model_id
