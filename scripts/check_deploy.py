@@ -37,6 +37,7 @@ SERVICES = {
     "gateway": 9106,
 }
 REGISTRY, REGISTRY_GRPC_PORT = "model-registry", 50051
+REGISTRY_HTTP_PORT = 5000  # the MLflow-compatible REST API
 TRANSFORM = "transform"
 TRAINER = "trainer"
 GATEWAY, GATEWAY_HTTP_PORT, GATEWAY_GRPC_PORT = "gateway", 8080, 8081
@@ -383,13 +384,15 @@ def served_port_rules(
 
 
 def registry_rules(docs: list[dict[str, Any]], migration_job: bool = True) -> list[str]:
-    """The model registry: gRPC on the pod and the Service, the database URL
+    """The model registry: gRPC and MLflow REST on the pod and the Service, the database URL
     from a Secret, and the migrations run by a hook Job before the Deployment
     changes (or by the pods at start when the Job is off)."""
     c = container(docs, REGISTRY)
     env = env_of(c)
     svc = by_name(docs, "Service", REGISTRY)
-    problems = served_port_rules(REGISTRY, c, svc, ("grpc", REGISTRY_GRPC_PORT, "REGISTRY_GRPC_ADDR"))
+    problems = served_port_rules(
+        REGISTRY, c, svc, ("grpc", REGISTRY_GRPC_PORT, "REGISTRY_GRPC_ADDR"), ("http", REGISTRY_HTTP_PORT, "REGISTRY_HTTP_ADDR")
+    )
     db = env.get("DATABASE_URL", {})
     db_ref = db.get("valueFrom", {}).get("secretKeyRef", {})
     if "value" in db or not db_ref.get("name") or not db_ref.get("key"):
@@ -1437,6 +1440,7 @@ def compose_registry_rules(services: dict[str, Any]) -> list[str]:
     if deps.get("minio-init", {}).get("condition") != "service_completed_successfully":
         problems.append(f"{REGISTRY}: must wait for minio-init to create the artifacts bucket")
     problems += compose_port_rules(REGISTRY, reg, "REGISTRY_GRPC_ADDR", REGISTRY_GRPC_PORT, "gRPC")
+    problems += compose_port_rules(REGISTRY, reg, "REGISTRY_HTTP_ADDR", REGISTRY_HTTP_PORT, "MLflow REST")
     bucket = re.match(r"^s3://([^/]+)", str(env.get("ARTIFACTS_URL", "")))
     init = str(services.get("minio-init", {}).get("command", ""))
     if not bucket or env.get("AWS_ENDPOINT_URL") != "http://minio:9000" or f"local/{bucket.group(1)}" not in init:
@@ -1751,6 +1755,7 @@ def network_rules(docs: list[dict[str, Any]], egress_to: dict[str, list[Any]] | 
         if name == REGISTRY:
             callers = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": n, "app.kubernetes.io/instance": RELEASE}}} for n in (TRAINER, GATEWAY)]
             want[("grpc",)] = [CLIENTS, *callers]
+            want[("http",)] = [CLIENTS]
         for ports, peers in want.items():
             if ingress.get(ports) != peers:
                 problems.append(f"{who}: ingress to {ports[0]} from {ingress.get(ports)!r}, expected {peers!r}")

@@ -68,13 +68,14 @@ PORTAL_PASSWORD_FILE="$REPO_ROOT/data/portal-admin-password"
 if [ ! -s "$PORTAL_PASSWORD_FILE" ]; then
   (umask 077; head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$PORTAL_PASSWORD_FILE")
 fi
-log "starting model-registry (gRPC: 127.0.0.1:50051, admin: http://127.0.0.1:9104/metrics)"
-ADMIN_ADDR=127.0.0.1:9104 REGISTRY_GRPC_ADDR=127.0.0.1:50051 \
+log "starting model-registry (gRPC: 127.0.0.1:50051, MLflow REST: http://127.0.0.1:5000, admin: http://127.0.0.1:9104/metrics)"
+ADMIN_ADDR=127.0.0.1:9104 REGISTRY_GRPC_ADDR=127.0.0.1:50051 REGISTRY_HTTP_ADDR=127.0.0.1:5000 \
   DATABASE_URL="sqlite://$REPO_ROOT/data/registry.db?mode=rwc" ARTIFACTS_URL="$REPO_ROOT/data/artifacts" \
   REGISTRY_BOOTSTRAP_TOKEN_FILE="$TOKEN_FILE" \
   setsid "$BIN_DIR/model-registry" 2>"$STACK_LOGS/model-registry.log" &
 pids+=($!)
 log "registry CLI: export MLOPS_TOKEN=\$(cat $TOKEN_FILE); $BIN_DIR/mlops models list"
+log "MLflow client: export MLFLOW_TRACKING_URI=http://127.0.0.1:5000 MLFLOW_TRACKING_TOKEN=\$(cat $TOKEN_FILE)"
 
 log "starting ingest (admin: http://127.0.0.1:9102/metrics, lake: $LAKE_URL)"
 ADMIN_ADDR=127.0.0.1:9102 INGEST_BATCH_MAX_WAIT_MS=2000 INGEST_RESUME=scan \

@@ -63,6 +63,7 @@ async fn run(url: &str) -> anyhow::Result<()> {
     let vars = [
         ("DATABASE_URL", url),
         ("REGISTRY_GRPC_ADDR", "127.0.0.1:0"),
+        ("REGISTRY_HTTP_ADDR", "127.0.0.1:0"),
         ("ADMIN_ADDR", "127.0.0.1:0"),
         ("REGISTRY_BOOTSTRAP_TOKEN", TOKEN),
         ("REGISTRY_EVENTS", "off"),

@@ -27,6 +27,7 @@ pub struct App {
     store: Store,
     service: RegistryService,
     grpc: TcpListener,
+    http: TcpListener,
     readiness: Readiness,
     metrics: RegistryMetrics,
 }
@@ -123,6 +124,12 @@ impl App {
                 config.grpc_addr
             ))
         })?;
+        let http = TcpListener::bind(config.http_addr).await.map_err(|e| {
+            Error::Internal(format!(
+                "binding the MLflow REST listener on {}: {e}",
+                config.http_addr
+            ))
+        })?;
         let service = RegistryService::new(
             store.clone(),
             artifacts,
@@ -136,6 +143,7 @@ impl App {
             store,
             service,
             grpc,
+            http,
             readiness: probes.readiness,
             metrics,
         })
@@ -143,6 +151,11 @@ impl App {
 
     pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
         self.grpc.local_addr()
+    }
+
+    /// Where the MLflow-compatible REST API listens.
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.http.local_addr()
     }
 
     pub fn store(&self) -> &Store {
@@ -198,6 +211,13 @@ impl App {
         let incoming = TcpIncoming::from(self.grpc)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
+        let mlflow = axum::serve(self.http, crate::mlflow::router(self.service.clone()))
+            .with_graceful_shutdown({
+                let shutdown = shutdown.clone();
+                async move { shutdown.wait().await }
+            })
+            .into_future();
+        let mlflow = tokio::spawn(mlflow);
         let registry = ModelRegistryServer::new(self.service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -214,6 +234,7 @@ impl App {
             })
             .await;
         shutdown.trigger();
+        let mlflow = mlflow.await;
         let checks = checks.await;
         let relay = match relay {
             Some(relay) => relay.await,
@@ -221,6 +242,9 @@ impl App {
         };
         self.store.close().await;
         served.map_err(|e| Error::Internal(format!("gRPC server: {e}")))?;
+        mlflow
+            .map_err(|e| Error::Internal(format!("the MLflow REST server task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("MLflow REST server: {e}")))?;
         checks
             .and(relay)
             .map_err(|e| Error::Internal(format!("a background task failed: {e}")))

@@ -12,6 +12,9 @@ use secrecy::{ExposeSecret, SecretString};
 pub struct RegistryConfig {
     /// `REGISTRY_GRPC_ADDR`, default `0.0.0.0:50051`.
     pub grpc_addr: SocketAddr,
+    /// `REGISTRY_HTTP_ADDR`, default `0.0.0.0:5000` (MLflow's port): the
+    /// MLflow-compatible REST API.
+    pub http_addr: SocketAddr,
     /// `ADMIN_ADDR`, default `0.0.0.0:9104`.
     pub admin_addr: SocketAddr,
     /// `DATABASE_URL`, default `sqlite://data/registry.db?mode=rwc`.
@@ -53,6 +56,7 @@ impl RegistryConfig {
             "REGISTRY_GRPC_ADDR",
             SocketAddr::from(([0, 0, 0, 0], 50051)),
         );
+        let http_addr = env.parse("REGISTRY_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 5000)));
         let admin_addr = env.parse("ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9104)));
         let database_url = env.string("DATABASE_URL", "sqlite://data/registry.db?mode=rwc");
         if !(database_url.starts_with("postgres://")
@@ -109,6 +113,7 @@ impl RegistryConfig {
         env.finish()?;
         Ok(Self {
             grpc_addr,
+            http_addr,
             admin_addr,
             database_url: SecretString::from(database_url),
             database_max_connections,
@@ -154,6 +159,7 @@ mod tests {
     fn defaults_give_the_embedded_sqlite_registry() {
         let config = RegistryConfig::from_env(&mut env(&[])).expect("defaults");
         assert_eq!(config.grpc_addr.port(), 50051);
+        assert_eq!(config.http_addr.port(), 5000);
         assert_eq!(config.admin_addr.port(), 9104);
         assert!(config.database_url.expose_secret().starts_with("sqlite:"));
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The model registry: registered models, versions with lineage, artifacts
 //! streamed through the service, aliases with history, an audit log, API
-//! tokens with roles, and change events through a transactional outbox.
+//! tokens with roles, and change events through a transactional outbox;
+//! over gRPC and, for MLflow's client, MLflow's REST API.
 
 pub mod app;
 pub mod artifacts;
@@ -9,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod filter;
 pub mod metrics;
+pub mod mlflow;
 pub mod relay;
 pub mod service;
 pub mod store;

@@ -67,6 +67,7 @@ async fn a_call_span_joins_the_callers_trace() {
         )
         .env("ARTIFACTS_URL", dir.path().join("artifacts"))
         .env("REGISTRY_GRPC_ADDR", &grpc)
+        .env("REGISTRY_HTTP_ADDR", "127.0.0.1:0")
         .env("ADMIN_ADDR", "127.0.0.1:0")
         .env("REGISTRY_EVENTS", "off")
         .env("REGISTRY_BOOTSTRAP_TOKEN", TOKEN)

@@ -176,6 +176,8 @@ impl Options {
 /// A running registry. Shuts down when dropped.
 pub struct TestRegistry {
     pub url: String,
+    /// The MLflow REST API's base, e.g. `http://127.0.0.1:40123`.
+    pub mlflow_url: String,
     pub admin: SocketAddr,
     pub store: Store,
     pub db: TestDb,
@@ -191,6 +193,7 @@ impl TestRegistry {
         let mut vars: HashMap<String, String> = [
             ("DATABASE_URL", db.url.as_str()),
             ("REGISTRY_GRPC_ADDR", "127.0.0.1:0"),
+            ("REGISTRY_HTTP_ADDR", "127.0.0.1:0"),
             ("ADMIN_ADDR", "127.0.0.1:0"),
             ("ARTIFACTS_URL", artifacts_url.as_str()),
             ("REGISTRY_BOOTSTRAP_TOKEN", BOOTSTRAP),
@@ -225,11 +228,16 @@ impl TestRegistry {
             "http://{}",
             launched.service().grpc_addr().expect("grpc addr")
         );
+        let mlflow_url = format!(
+            "http://{}",
+            launched.service().http_addr().expect("http addr")
+        );
         let admin = launched.admin_addr();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(launched.run(shutdown.clone()));
         Self {
             url,
+            mlflow_url,
             admin,
             store,
             db,

@@ -14,6 +14,8 @@
 {{- define "model-registry.env" -}}
 - name: REGISTRY_GRPC_ADDR
   value: {{ printf "0.0.0.0:%d" (int .Values.grpc.port) | quote }}
+- name: REGISTRY_HTTP_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .Values.http.port) | quote }}
 {{ include "model-registry.databaseEnv" . }}
 - name: REGISTRY_MIGRATE
   value: {{ not .Values.migrations.job | quote }}
