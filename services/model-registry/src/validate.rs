@@ -103,6 +103,20 @@ pub fn key(field: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Tags to set and keys to remove in one edit: each valid, none in both.
+pub fn tag_edit(set_tags: &HashMap<String, String>, remove_tags: &[String]) -> Result<()> {
+    string_map("set_tags", set_tags)?;
+    for key in remove_tags {
+        self::key("remove_tags", key)?;
+        if set_tags.contains_key(key) {
+            return Err(Error::invalid(format!(
+                "tag {key:?} is both set and removed"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn string_map(field: &str, map: &HashMap<String, String>) -> Result<()> {
     if map.len() > MAX_ENTRIES {
         return Err(Error::invalid(format!(

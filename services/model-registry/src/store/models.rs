@@ -86,15 +86,7 @@ impl Store {
         if let Some(description) = &req.description {
             validate::description(description)?;
         }
-        validate::string_map("set_tags", &req.set_tags)?;
-        for key in &req.remove_tags {
-            validate::key("remove_tags", key)?;
-            if req.set_tags.contains_key(key) {
-                return Err(Error::invalid(format!(
-                    "tag {key:?} is both set and removed"
-                )));
-            }
-        }
+        validate::tag_edit(&req.set_tags, &req.remove_tags)?;
         let before = self.get_model(&req.name).await?;
         let now = now_micros();
         let mut tx = self.begin().await?;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Store, now_micros};
 use crate::auth::Principal;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::validate;
 
 impl Store {
@@ -19,15 +19,7 @@ impl Store {
         if let Some(description) = &req.description {
             validate::description(description)?;
         }
-        validate::string_map("set_tags", &req.set_tags)?;
-        for key in &req.remove_tags {
-            validate::key("remove_tags", key)?;
-            if req.set_tags.contains_key(key) {
-                return Err(Error::invalid(format!(
-                    "tag {key:?} is both set and removed"
-                )));
-            }
-        }
+        validate::tag_edit(&req.set_tags, &req.remove_tags)?;
         let before = self.get_version(&req.model_name, req.version).await?;
         let id = self.version_id(&req.model_name, req.version).await?;
         let now = now_micros();
