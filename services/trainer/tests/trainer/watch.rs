@@ -65,6 +65,18 @@ async fn watch_retrains_when_gold_advances() {
         || async { ready(&client).await == 2 },
     )
     .await;
+    // The versions turn READY at upload; the run is counted after its gate.
+    lake_support::eventually(
+        Duration::from_secs(30),
+        "the first run to be counted",
+        || async {
+            lake_support::http_get(&metrics_url)
+                .await
+                .1
+                .contains("trainer_runs_total{outcome=\"ok\"} 1")
+        },
+    )
+    .await;
     let (status, body) = lake_support::http_get(&metrics_url).await;
     assert_eq!(status, 200);
     assert!(
